@@ -1,0 +1,31 @@
+//! Shared vocabulary of Isotach.
+//!
+//! Every other crate speaks in these types: a [`LatLonGrid`] and a [`TimeAxis`] describe where and
+//! when a dataset lives; a [`Tile`] is the unit of work (one variable, one time step, one rectangular
+//! region, values in an Arrow buffer); a [`Field`] is a whole time step of one variable, assembled
+//! once the dataflow frontier says the step is complete; a [`PipelineSpec`] is what a user asks for,
+//! and [`PipelineSpec::validate`] checks it against a [`DatasetInfo`] before any work starts.
+//!
+//! This crate depends on no other workspace crate.
+
+mod colormap;
+mod error;
+mod field;
+mod grid;
+mod spec;
+mod tile;
+mod time;
+
+pub use colormap::Colormap;
+pub use error::{Result, SpecError};
+pub use field::Field;
+pub use grid::LatLonGrid;
+pub use spec::{
+    DatasetInfo, FramesSink, LayerSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, TimeRange,
+    ValidatedPipeline, VariableInfo, MAX_CANVAS_PIXELS,
+};
+pub use tile::{RegionKey, Tile, TileValues, TileWindow};
+pub use time::{TimeAxis, CfTimeUnits};
+
+/// Standard gravity (m s-2), as used by ECMWF for vertically integrated quantities.
+pub const GRAVITY: f64 = 9.80665;
