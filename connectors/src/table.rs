@@ -10,8 +10,13 @@ use crate::{ConnectorError, Result};
 /// All batches must share the first batch's schema; an empty slice writes nothing and is an error,
 /// since a table without a schema cannot be opened.
 pub fn write_arrow_ipc(path: &Path, batches: &[RecordBatch]) -> Result<()> {
-    let err = |message: String| ConnectorError::Write { path: path.display().to_string(), message };
-    let first = batches.first().ok_or_else(|| err("no record batch to write".into()))?;
+    let err = |message: String| ConnectorError::Write {
+        path: path.display().to_string(),
+        message,
+    };
+    let first = batches
+        .first()
+        .ok_or_else(|| err("no record batch to write".into()))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }

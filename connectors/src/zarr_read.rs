@@ -3,7 +3,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use isotach_core::{
-    CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow, TimeAxis, VariableInfo,
+    CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow, TimeAxis,
+    VariableInfo,
 };
 use zarrs::array::{Array, ArrayError, data_type};
 use zarrs::filesystem::FilesystemStore;
@@ -26,7 +27,9 @@ pub struct ZarrSource {
 
 impl std::fmt::Debug for ZarrSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZarrSource").field("uri", &self.uri).finish_non_exhaustive()
+        f.debug_struct("ZarrSource")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,11 +43,16 @@ impl ZarrSource {
             message,
         };
         if !path.is_dir() {
-            return Err(open_err("/", format!("{} is not a directory", path.display())));
+            return Err(open_err(
+                "/",
+                format!("{} is not a directory", path.display()),
+            ));
         }
         let store = Arc::new(Store::new(&path).map_err(|e| open_err("/", e.to_string()))?);
         let group = Group::open(store.clone(), "/").map_err(|e| open_err("/", e.to_string()))?;
-        let children = group.child_arrays().map_err(|e| open_err("/", e.to_string()))?;
+        let children = group
+            .child_arrays()
+            .map_err(|e| open_err("/", e.to_string()))?;
 
         let mut arrays = HashMap::new();
         let mut dims_of = HashMap::new();
@@ -53,13 +61,19 @@ impl ZarrSource {
             let dims = dimension_names(&array).ok_or_else(|| ConnectorError::Metadata {
                 uri: uri.to_owned(),
                 array: name.clone(),
-                message: "has no dimension names (neither dimension_names nor _ARRAY_DIMENSIONS)".into(),
+                message: "has no dimension names (neither dimension_names nor _ARRAY_DIMENSIONS)"
+                    .into(),
             })?;
             dims_of.insert(name.clone(), dims);
             arrays.insert(name, array);
         }
 
-        let find_coord = |names: &[&str]| names.iter().find(|n| arrays.contains_key(**n)).map(|n| n.to_string());
+        let find_coord = |names: &[&str]| {
+            names
+                .iter()
+                .find(|n| arrays.contains_key(**n))
+                .map(|n| n.to_string())
+        };
         let coord = |names: &[&str]| {
             find_coord(names).ok_or_else(|| ConnectorError::Metadata {
                 uri: uri.to_owned(),
@@ -75,18 +89,25 @@ impl ZarrSource {
         let lat = read(&lat_name)?;
         let lon = read(&lon_name)?;
         let time_values = read(&time_name)?;
-        let time_units = text_attr(&arrays[&time_name], "units").ok_or_else(|| ConnectorError::Metadata {
-            uri: uri.to_owned(),
-            array: time_name.clone(),
-            message: "has no CF units attribute (for example \"hours since 1900-01-01\")".into(),
-        })?;
+        let time_units =
+            text_attr(&arrays[&time_name], "units").ok_or_else(|| ConnectorError::Metadata {
+                uri: uri.to_owned(),
+                array: time_name.clone(),
+                message: "has no CF units attribute (for example \"hours since 1900-01-01\")"
+                    .into(),
+            })?;
         if let Some(calendar) = text_attr(&arrays[&time_name], "calendar")
-            && !matches!(calendar.as_str(), "standard" | "gregorian" | "proleptic_gregorian")
+            && !matches!(
+                calendar.as_str(),
+                "standard" | "gregorian" | "proleptic_gregorian"
+            )
         {
             return Err(ConnectorError::Metadata {
                 uri: uri.to_owned(),
                 array: time_name,
-                message: format!("calendar {calendar:?} is not supported yet (have: standard, gregorian, proleptic_gregorian)"),
+                message: format!(
+                    "calendar {calendar:?} is not supported yet (have: standard, gregorian, proleptic_gregorian)"
+                ),
             });
         }
         let units = CfTimeUnits::parse(&time_units).map_err(|e| ConnectorError::Metadata {
@@ -94,7 +115,9 @@ impl ZarrSource {
             array: time_name.clone(),
             message: e.to_string(),
         })?;
-        let time = TimeAxis { times: time_values.iter().map(|v| units.instant(*v)).collect() };
+        let time = TimeAxis {
+            times: time_values.iter().map(|v| units.instant(*v)).collect(),
+        };
 
         let canonical = |d: &str| match d {
             d if d == lat_name => "lat".to_owned(),
@@ -114,8 +137,17 @@ impl ZarrSource {
             .collect();
         variables.sort_by(|a, b| a.name.cmp(&b.name));
 
-        let info = DatasetInfo { uri: uri.to_owned(), variables, time, grid: LatLonGrid { lat, lon } };
-        Ok(Self { uri: uri.to_owned(), info, arrays })
+        let info = DatasetInfo {
+            uri: uri.to_owned(),
+            variables,
+            time,
+            grid: LatLonGrid { lat, lon },
+        };
+        Ok(Self {
+            uri: uri.to_owned(),
+            info,
+            arrays,
+        })
     }
 
     /// The path or URI the store was opened from.
@@ -148,7 +180,11 @@ impl ZarrSource {
         self.arrays.get(name).ok_or_else(|| {
             let mut available: Vec<String> = self.arrays.keys().cloned().collect();
             available.sort();
-            ConnectorError::UnknownVariable { name: name.to_owned(), uri: self.uri.clone(), available }
+            ConnectorError::UnknownVariable {
+                name: name.to_owned(),
+                uri: self.uri.clone(),
+                available,
+            }
         })
     }
 
@@ -158,7 +194,10 @@ impl ZarrSource {
             return Err(ConnectorError::Metadata {
                 uri: self.uri.clone(),
                 array: variable.to_owned(),
-                message: format!("has {} dimensions; tiles are read from (time, lat, lon) arrays", array.dimensionality()),
+                message: format!(
+                    "has {} dimensions; tiles are read from (time, lat, lon) arrays",
+                    array.dimensionality()
+                ),
             });
         }
         Ok(array)
@@ -176,10 +215,12 @@ impl Source for ZarrSource {
         let mut regions = Vec::new();
         for row in 0..grid[1] {
             for col in 0..grid[2] {
-                let subset = array.chunk_subset_bounded(&[0, row, col]).map_err(|e| ConnectorError::Metadata {
-                    uri: self.uri.clone(),
-                    array: variable.to_owned(),
-                    message: e.to_string(),
+                let subset = array.chunk_subset_bounded(&[0, row, col]).map_err(|e| {
+                    ConnectorError::Metadata {
+                        uri: self.uri.clone(),
+                        array: variable.to_owned(),
+                        message: e.to_string(),
+                    }
                 })?;
                 let (start, shape) = (subset.start(), subset.shape());
                 let window = TileWindow {
@@ -188,7 +229,13 @@ impl Source for ZarrSource {
                     col0: start[2] as usize,
                     cols: shape[2] as usize,
                 };
-                regions.push((RegionKey { row: row as u32, col: col as u32 }, window));
+                regions.push((
+                    RegionKey {
+                        row: row as u32,
+                        col: col as u32,
+                    },
+                    window,
+                ));
             }
         }
         Ok(regions)
@@ -226,49 +273,102 @@ fn dimension_names(array: &Array<Store>) -> Option<Vec<String>> {
 }
 
 fn text_attr(array: &Array<Store>, key: &str) -> Option<String> {
-    array.attributes().get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    array
+        .attributes()
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 /// The first chunk a failed subset read touched, to name it in the error.
 fn chunk_of(array: &Array<Store>, ranges: &[std::ops::Range<u64>]) -> Vec<u64> {
     let starts: Vec<u64> = ranges.iter().map(|r| r.start).collect();
     match array.chunk_shape(&vec![0; ranges.len()]) {
-        Ok(shape) => starts.iter().zip(shape.iter()).map(|(s, c)| s / c.get()).collect(),
+        Ok(shape) => starts
+            .iter()
+            .zip(shape.iter())
+            .map(|(s, c)| s / c.get())
+            .collect(),
         Err(_) => starts,
     }
 }
 
-fn chunk_error(uri: &str, name: &str, array: &Array<Store>, ranges: &[std::ops::Range<u64>], e: ArrayError) -> ConnectorError {
-    ConnectorError::Chunk { uri: uri.to_owned(), array: name.to_owned(), chunk: chunk_of(array, ranges), message: e.to_string() }
-}
-
-fn read_f32(uri: &str, name: &str, array: &Array<Store>, ranges: &[std::ops::Range<u64>]) -> Result<Vec<f32>> {
-    let subset = ranges.to_vec();
-    let dt = array.data_type();
-    if *dt == data_type::float32() {
-        array.retrieve_array_subset::<Vec<f32>>(&subset).map_err(|e| chunk_error(uri, name, array, ranges, e))
-    } else {
-        Ok(read_f64(uri, name, array, ranges)?.into_iter().map(|v| v as f32).collect())
+fn chunk_error(
+    uri: &str,
+    name: &str,
+    array: &Array<Store>,
+    ranges: &[std::ops::Range<u64>],
+    e: ArrayError,
+) -> ConnectorError {
+    ConnectorError::Chunk {
+        uri: uri.to_owned(),
+        array: name.to_owned(),
+        chunk: chunk_of(array, ranges),
+        message: e.to_string(),
     }
 }
 
-fn read_f64(uri: &str, name: &str, array: &Array<Store>, ranges: &[std::ops::Range<u64>]) -> Result<Vec<f64>> {
+fn read_f32(
+    uri: &str,
+    name: &str,
+    array: &Array<Store>,
+    ranges: &[std::ops::Range<u64>],
+) -> Result<Vec<f32>> {
+    let subset = ranges.to_vec();
+    let dt = array.data_type();
+    if *dt == data_type::float32() {
+        array
+            .retrieve_array_subset::<Vec<f32>>(&subset)
+            .map_err(|e| chunk_error(uri, name, array, ranges, e))
+    } else {
+        Ok(read_f64(uri, name, array, ranges)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect())
+    }
+}
+
+fn read_f64(
+    uri: &str,
+    name: &str,
+    array: &Array<Store>,
+    ranges: &[std::ops::Range<u64>],
+) -> Result<Vec<f64>> {
     let subset = ranges.to_vec();
     let err = |e| chunk_error(uri, name, array, ranges, e);
     let dt = array.data_type();
     if *dt == data_type::float64() {
-        array.retrieve_array_subset::<Vec<f64>>(&subset).map_err(err)
+        array
+            .retrieve_array_subset::<Vec<f64>>(&subset)
+            .map_err(err)
     } else if *dt == data_type::float32() {
-        Ok(array.retrieve_array_subset::<Vec<f32>>(&subset).map_err(err)?.into_iter().map(f64::from).collect())
+        Ok(array
+            .retrieve_array_subset::<Vec<f32>>(&subset)
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect())
     } else if *dt == data_type::int64() {
-        Ok(array.retrieve_array_subset::<Vec<i64>>(&subset).map_err(err)?.into_iter().map(|v| v as f64).collect())
+        Ok(array
+            .retrieve_array_subset::<Vec<i64>>(&subset)
+            .map_err(err)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect())
     } else if *dt == data_type::int32() {
-        Ok(array.retrieve_array_subset::<Vec<i32>>(&subset).map_err(err)?.into_iter().map(f64::from).collect())
+        Ok(array
+            .retrieve_array_subset::<Vec<i32>>(&subset)
+            .map_err(err)?
+            .into_iter()
+            .map(f64::from)
+            .collect())
     } else {
         Err(ConnectorError::Metadata {
             uri: uri.to_owned(),
             array: name.to_owned(),
-            message: format!("data type {dt:?} is not numeric (have: float32, float64, int32, int64)"),
+            message: format!(
+                "data type {dt:?} is not numeric (have: float32, float64, int32, int64)"
+            ),
         })
     }
 }

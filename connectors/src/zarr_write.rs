@@ -43,9 +43,20 @@ impl ZarrWriter {
     /// Creates a new store at `path` with root group `attributes`. The folder must not exist yet or
     /// be empty: a store is never silently merged into another.
     pub fn create(path: &Path, attributes: Map<String, Value>) -> Result<Self> {
-        let err = |message: String| ConnectorError::Write { path: path.display().to_string(), message };
-        if path.exists() && path.read_dir().map_err(|e| err(e.to_string()))?.next().is_some() {
-            return Err(err("the folder exists and is not empty; remove it or choose another path".into()));
+        let err = |message: String| ConnectorError::Write {
+            path: path.display().to_string(),
+            message,
+        };
+        if path.exists()
+            && path
+                .read_dir()
+                .map_err(|e| err(e.to_string()))?
+                .next()
+                .is_some()
+        {
+            return Err(err(
+                "the folder exists and is not empty; remove it or choose another path".into(),
+            ));
         }
         std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))?;
         let store = Arc::new(FilesystemStore::new(path).map_err(|e| err(e.to_string()))?);
@@ -55,23 +66,47 @@ impl ZarrWriter {
             .map_err(|e| err(e.to_string()))?
             .store_metadata()
             .map_err(|e| err(e.to_string()))?;
-        Ok(Self { path: path.to_owned(), store })
+        Ok(Self {
+            path: path.to_owned(),
+            store,
+        })
     }
 
     /// Writes a 1-D float64 coordinate named after its own dimension.
-    pub fn write_coordinate(&self, name: &str, values: &[f64], attributes: Map<String, Value>) -> Result<()> {
-        let array = ArrayBuilder::new(vec![values.len() as u64], &[values.len().max(1) as u64], data_type::float64(), f64::NAN)
-            .dimension_names(Some([name]))
-            .attributes(attributes)
-            .build(self.store.clone(), &format!("/{name}"))
-            .map_err(|e| self.err(name, e))?;
+    pub fn write_coordinate(
+        &self,
+        name: &str,
+        values: &[f64],
+        attributes: Map<String, Value>,
+    ) -> Result<()> {
+        let array = ArrayBuilder::new(
+            vec![values.len() as u64],
+            &[values.len().max(1) as u64],
+            data_type::float64(),
+            f64::NAN,
+        )
+        .dimension_names(Some([name]))
+        .attributes(attributes)
+        .build(self.store.clone(), &format!("/{name}"))
+        .map_err(|e| self.err(name, e))?;
         array.store_metadata().map_err(|e| self.err(name, e))?;
-        array.store_array_subset(&[0..values.len() as u64], values).map_err(|e| self.err(name, e))
+        array
+            .store_array_subset(&[0..values.len() as u64], values)
+            .map_err(|e| self.err(name, e))
     }
 
     /// Writes the time coordinate as int64 in `units` (whole units only, as ERA5 does).
-    pub fn write_time(&self, axis: &TimeAxis, units: CfTimeUnits, extra: Map<String, Value>) -> Result<()> {
-        let values: Vec<i64> = axis.times.iter().map(|t| units.value(*t).round() as i64).collect();
+    pub fn write_time(
+        &self,
+        axis: &TimeAxis,
+        units: CfTimeUnits,
+        extra: Map<String, Value>,
+    ) -> Result<()> {
+        let values: Vec<i64> = axis
+            .times
+            .iter()
+            .map(|t| units.value(*t).round() as i64)
+            .collect();
         let mut attributes = Map::new();
         attributes.insert("units".into(), json!(units.to_string()));
         attributes.insert("calendar".into(), json!("proleptic_gregorian"));
@@ -86,7 +121,9 @@ impl ZarrWriter {
             .build(self.store.clone(), "/time")
             .map_err(|e| self.err("time", e))?;
         array.store_metadata().map_err(|e| self.err("time", e))?;
-        array.store_array_subset(&[0..n], &values).map_err(|e| self.err("time", e))
+        array
+            .store_array_subset(&[0..n], &values)
+            .map_err(|e| self.err("time", e))
     }
 
     /// Declares a float32 variable (NaN fill, blosc-zstd) and returns its writer.
@@ -102,21 +139,40 @@ impl ZarrWriter {
         {
             return Err(self.err(name, format!("inconsistent layout {layout:?}: dims, shape and chunks must match and start with time")));
         }
-        let level = BloscCompressionLevel::try_from(BLOSC_ZSTD_LEVEL).map_err(|e| self.err(name, e))?;
-        let blosc = BloscCodec::new(BloscCompressor::Zstd, level, None, BloscShuffleMode::Shuffle, Some(4))
-            .map_err(|e| self.err(name, e))?;
-        let array = ArrayBuilder::new(layout.shape.clone(), layout.chunks.as_slice(), data_type::float32(), f32::NAN)
-            .bytes_to_bytes_codecs(vec![Arc::new(blosc)])
-            .dimension_names(Some(layout.dims.iter().map(String::as_str)))
-            .attributes(attributes)
-            .build(self.store.clone(), &format!("/{name}"))
-            .map_err(|e| self.err(name, e))?;
+        let level =
+            BloscCompressionLevel::try_from(BLOSC_ZSTD_LEVEL).map_err(|e| self.err(name, e))?;
+        let blosc = BloscCodec::new(
+            BloscCompressor::Zstd,
+            level,
+            None,
+            BloscShuffleMode::Shuffle,
+            Some(4),
+        )
+        .map_err(|e| self.err(name, e))?;
+        let array = ArrayBuilder::new(
+            layout.shape.clone(),
+            layout.chunks.as_slice(),
+            data_type::float32(),
+            f32::NAN,
+        )
+        .bytes_to_bytes_codecs(vec![Arc::new(blosc)])
+        .dimension_names(Some(layout.dims.iter().map(String::as_str)))
+        .attributes(attributes)
+        .build(self.store.clone(), &format!("/{name}"))
+        .map_err(|e| self.err(name, e))?;
         array.store_metadata().map_err(|e| self.err(name, e))?;
-        Ok(ZarrVariableWriter { name: name.to_owned(), store_path: self.path.clone(), array })
+        Ok(ZarrVariableWriter {
+            name: name.to_owned(),
+            store_path: self.path.clone(),
+            array,
+        })
     }
 
     fn err(&self, node: &str, e: impl std::fmt::Display) -> ConnectorError {
-        ConnectorError::Write { path: format!("{}/{node}", self.path.display()), message: e.to_string() }
+        ConnectorError::Write {
+            path: format!("{}/{node}", self.path.display()),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -126,17 +182,29 @@ impl ZarrVariableWriter {
         let shape = self.array.shape();
         let expected: u64 = shape[1..].iter().product();
         if values.len() as u64 != expected {
-            return Err(self.err(format!("step {step}: got {} values, expected {expected} ({:?})", values.len(), &shape[1..])));
+            return Err(self.err(format!(
+                "step {step}: got {} values, expected {expected} ({:?})",
+                values.len(),
+                &shape[1..]
+            )));
         }
         if step >= shape[0] {
-            return Err(self.err(format!("step {step} is past the time axis of length {}", shape[0])));
+            return Err(self.err(format!(
+                "step {step} is past the time axis of length {}",
+                shape[0]
+            )));
         }
         let mut ranges = vec![step..step + 1];
         ranges.extend(shape[1..].iter().map(|n| 0..*n));
-        self.array.store_array_subset(&ranges, values).map_err(|e| self.err(e))
+        self.array
+            .store_array_subset(&ranges, values)
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> ConnectorError {
-        ConnectorError::Write { path: format!("{}/{}", self.store_path.display(), self.name), message: e.to_string() }
+        ConnectorError::Write {
+            path: format!("{}/{}", self.store_path.display(), self.name),
+            message: e.to_string(),
+        }
     }
 }

@@ -16,7 +16,12 @@ pub enum Colormap {
 
 impl Colormap {
     /// Every colormap, in a stable order.
-    pub const ALL: [Colormap; 4] = [Colormap::Viridis, Colormap::Magma, Colormap::Cividis, Colormap::Coolwarm];
+    pub const ALL: [Colormap; 4] = [
+        Colormap::Viridis,
+        Colormap::Magma,
+        Colormap::Cividis,
+        Colormap::Coolwarm,
+    ];
 
     /// The lowercase name used in specs.
     pub fn name(self) -> &'static str {

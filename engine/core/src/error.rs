@@ -20,7 +20,9 @@ pub enum SpecError {
         available: Vec<String>,
     },
     /// The requested time range is not inside the data.
-    #[error("time range {start} .. {end} is outside the data of {uri} ({data_start} .. {data_end})")]
+    #[error(
+        "time range {start} .. {end} is outside the data of {uri} ({data_start} .. {data_end})"
+    )]
     TimeOutOfRange {
         /// Store the range was checked against.
         uri: String,
@@ -45,7 +47,10 @@ pub enum SpecError {
 
 impl SpecError {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), message: message.into() }
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 

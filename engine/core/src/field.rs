@@ -32,9 +32,12 @@ impl Field {
 
     /// Smallest and largest finite values, or `None` when all are NaN.
     pub fn finite_range(&self) -> Option<(f32, f32)> {
-        self.values.iter().filter(|v| v.is_finite()).fold(None, |acc, &v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
+        self.values
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(None, |acc, &v| match acc {
+                None => Some((v, v)),
+                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+            })
     }
 }

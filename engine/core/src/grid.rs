@@ -21,7 +21,9 @@ impl LatLonGrid {
     pub fn regular(resolution_deg: f64) -> Self {
         let nlat = (180.0 / resolution_deg).round() as usize + 1;
         let nlon = (360.0 / resolution_deg).round() as usize;
-        let lat = (0..nlat).map(|i| 90.0 - i as f64 * resolution_deg).collect();
+        let lat = (0..nlat)
+            .map(|i| 90.0 - i as f64 * resolution_deg)
+            .collect();
         let lon = (0..nlon).map(|j| j as f64 * resolution_deg).collect();
         Self { lat, lon }
     }
@@ -43,12 +45,20 @@ impl LatLonGrid {
 
     /// Spacing between neighbouring longitudes, degrees (0 for a single column).
     pub fn lon_step(&self) -> f64 {
-        if self.lon.len() < 2 { 0.0 } else { self.lon[1] - self.lon[0] }
+        if self.lon.len() < 2 {
+            0.0
+        } else {
+            self.lon[1] - self.lon[0]
+        }
     }
 
     /// Spacing between neighbouring latitudes, degrees (negative when latitude descends).
     pub fn lat_step(&self) -> f64 {
-        if self.lat.len() < 2 { 0.0 } else { self.lat[1] - self.lat[0] }
+        if self.lat.len() < 2 {
+            0.0
+        } else {
+            self.lat[1] - self.lat[0]
+        }
     }
 
     /// True when the longitudes wrap all the way around the globe.

@@ -21,11 +21,11 @@ pub use error::{Result, SpecError};
 pub use field::Field;
 pub use grid::LatLonGrid;
 pub use spec::{
-    DatasetInfo, FramesSink, LayerSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, TimeRange,
-    ValidatedPipeline, VariableInfo, MAX_CANVAS_PIXELS,
+    DatasetInfo, FramesSink, LayerSpec, MAX_CANVAS_PIXELS, PipelineSpec, SinkSpec, SourceSpec,
+    StepSpec, TimeRange, ValidatedPipeline, VariableInfo,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
-pub use time::{TimeAxis, CfTimeUnits};
+pub use time::{CfTimeUnits, TimeAxis};
 
 /// Standard gravity (m s-2), as used by ECMWF for vertically integrated quantities.
 pub const GRAVITY: f64 = 9.80665;

@@ -205,20 +205,28 @@ impl PipelineSpec {
         let dataset_names: Vec<String> = dataset.variables.iter().map(|v| v.name.clone()).collect();
 
         if self.source.variables.is_empty() {
-            return Err(SpecError::invalid("source.variables", "is empty; name at least one variable to read"));
+            return Err(SpecError::invalid(
+                "source.variables",
+                "is empty; name at least one variable to read",
+            ));
         }
         let mut units = BTreeMap::new();
         let mut long_names = BTreeMap::new();
         for (i, name) in self.source.variables.iter().enumerate() {
-            let info = dataset.variables.iter().find(|v| &v.name == name).ok_or_else(|| {
-                SpecError::UnknownVariable {
+            let info = dataset
+                .variables
+                .iter()
+                .find(|v| &v.name == name)
+                .ok_or_else(|| SpecError::UnknownVariable {
                     name: name.clone(),
                     place: source_place.clone(),
                     available: dataset_names.clone(),
-                }
-            })?;
+                })?;
             if units.contains_key(name) {
-                return Err(SpecError::invalid(format!("source.variables[{i}]"), format!("{name:?} is listed twice")));
+                return Err(SpecError::invalid(
+                    format!("source.variables[{i}]"),
+                    format!("{name:?} is listed twice"),
+                ));
             }
             let surface = ["time", "lat", "lon"];
             if info.dims != surface {
@@ -257,7 +265,9 @@ impl PipelineSpec {
             if units.contains_key(output) {
                 return Err(SpecError::invalid(
                     format!("step[{i}].output"),
-                    format!("{output:?} is already defined by the source or an earlier step; choose another name"),
+                    format!(
+                        "{output:?} is already defined by the source or an earlier step; choose another name"
+                    ),
                 ));
             }
             let (unit, long_name) = match step {
@@ -265,7 +275,10 @@ impl PipelineSpec {
                     if inputs.len() < 2 {
                         return Err(SpecError::invalid(
                             format!("step[{i}].inputs"),
-                            format!("magnitude needs at least 2 components, got {}", inputs.len()),
+                            format!(
+                                "magnitude needs at least 2 components, got {}",
+                                inputs.len()
+                            ),
                         ));
                     }
                     if let Some(other) = input_units.iter().find(|u| **u != input_units[0]) {
@@ -277,7 +290,10 @@ impl PipelineSpec {
                             ),
                         ));
                     }
-                    (input_units[0].clone(), format!("magnitude of ({})", inputs.join(", ")))
+                    (
+                        input_units[0].clone(),
+                        format!("magnitude of ({})", inputs.join(", ")),
+                    )
                 }
             };
             units.insert(output.to_owned(), unit);
@@ -285,19 +301,32 @@ impl PipelineSpec {
         }
 
         if self.sinks.is_empty() {
-            return Err(SpecError::invalid("sink", "no sink is given; results would go nowhere"));
+            return Err(SpecError::invalid(
+                "sink",
+                "no sink is given; results would go nowhere",
+            ));
         }
         for (i, sink) in self.sinks.iter().enumerate() {
             match sink {
                 SinkSpec::Frames(frames) => validate_frames(i, frames, &units)?,
             }
         }
-        Ok(ValidatedPipeline { spec: self.clone(), steps, units, long_names })
+        Ok(ValidatedPipeline {
+            spec: self.clone(),
+            steps,
+            units,
+            long_names,
+        })
     }
 }
 
 fn validate_name(name: &str) -> Result<(), SpecError> {
-    if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(SpecError::invalid(
             "name",
             format!("{name:?} must be 1 to 128 letters, digits, '-' or '_'"),
@@ -311,11 +340,18 @@ fn select_time(range: TimeRange, dataset: &DatasetInfo) -> Result<Range<usize>, 
     if range.end < range.start {
         return Err(SpecError::invalid(
             "source.time",
-            format!("end {} is before start {}", fmt(range.end), fmt(range.start)),
+            format!(
+                "end {} is before start {}",
+                fmt(range.end),
+                fmt(range.start)
+            ),
         ));
     }
     let (Some(first), Some(last)) = (dataset.time.times.first(), dataset.time.times.last()) else {
-        return Err(SpecError::invalid("source.time", format!("store {} has no time steps", dataset.uri)));
+        return Err(SpecError::invalid(
+            "source.time",
+            format!("store {} has no time steps", dataset.uri),
+        ));
     };
     let selected = dataset.time.indices_between(range.start, range.end);
     if range.start < *first || range.end > *last || selected.is_empty() {
@@ -330,25 +366,41 @@ fn select_time(range: TimeRange, dataset: &DatasetInfo) -> Result<Range<usize>, 
     Ok(selected)
 }
 
-fn validate_frames(i: usize, frames: &FramesSink, units: &BTreeMap<String, String>) -> Result<(), SpecError> {
+fn validate_frames(
+    i: usize,
+    frames: &FramesSink,
+    units: &BTreeMap<String, String>,
+) -> Result<(), SpecError> {
     let field = |name: &str| format!("sink[{i}].{name}");
     if frames.path.trim().is_empty() {
         return Err(SpecError::invalid(field("path"), "is empty"));
     }
-    for (name, px) in [("width_px", frames.width_px), ("height_px", frames.height_px)] {
+    for (name, px) in [
+        ("width_px", frames.width_px),
+        ("height_px", frames.height_px),
+    ] {
         if !(64..=16384).contains(&px) {
-            return Err(SpecError::invalid(field(name), format!("{px} is outside 64..=16384")));
+            return Err(SpecError::invalid(
+                field(name),
+                format!("{px} is outside 64..=16384"),
+            ));
         }
     }
     let pixels = frames.width_px as u64 * frames.height_px as u64;
     if pixels > MAX_CANVAS_PIXELS {
         return Err(SpecError::invalid(
             field("width_px"),
-            format!("{}×{} = {pixels} pixels exceeds the limit of {MAX_CANVAS_PIXELS}", frames.width_px, frames.height_px),
+            format!(
+                "{}×{} = {pixels} pixels exceeds the limit of {MAX_CANVAS_PIXELS}",
+                frames.width_px, frames.height_px
+            ),
         ));
     }
     if frames.layers.is_empty() {
-        return Err(SpecError::invalid(field("layers"), "is empty; give at least one layer"));
+        return Err(SpecError::invalid(
+            field("layers"),
+            "is empty; give at least one layer",
+        ));
     }
     for (j, layer) in frames.layers.iter().enumerate() {
         if !units.contains_key(&layer.variable) {

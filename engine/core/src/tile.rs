@@ -98,7 +98,11 @@ impl TileValues {
 
 impl Serialize for TileValues {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let bytes: Vec<u8> = self.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = self
+            .as_slice()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         serializer.serialize_bytes(&bytes)
     }
 }
@@ -112,8 +116,11 @@ impl<'de> Deserialize<'de> for TileValues {
                 f.write_str("little-endian f32 bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<TileValues, E> {
-                if bytes.len() % 4 != 0 {
-                    return Err(E::custom(format!("tile byte count {} is not a multiple of 4", bytes.len())));
+                if !bytes.len().is_multiple_of(4) {
+                    return Err(E::custom(format!(
+                        "tile byte count {} is not a multiple of 4",
+                        bytes.len()
+                    )));
                 }
                 let values = bytes
                     .chunks_exact(4)
@@ -124,7 +131,10 @@ impl<'de> Deserialize<'de> for TileValues {
             fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<TileValues, E> {
                 self.visit_bytes(&bytes)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TileValues, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TileValues, A::Error> {
                 let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(b) = seq.next_element::<u8>()? {
                     bytes.push(b);
@@ -144,8 +154,9 @@ mod tests {
     fn route_is_stable_and_spreads() {
         let a = RegionKey { row: 0, col: 0 }.route();
         assert_eq!(a, RegionKey { row: 0, col: 0 }.route());
-        let buckets: std::collections::BTreeSet<u64> =
-            (0..4).flat_map(|r| (0..4).map(move |c| RegionKey { row: r, col: c }.route() % 2)).collect();
+        let buckets: std::collections::BTreeSet<u64> = (0..4)
+            .flat_map(|r| (0..4).map(move |c| RegionKey { row: r, col: c }.route() % 2))
+            .collect();
         assert_eq!(buckets.len(), 2, "16 regions must reach both of 2 workers");
     }
 
@@ -162,7 +173,11 @@ mod tests {
     // A minimal byte round trip through serde's value model, without another dependency.
     fn serde_json_like(values: &TileValues) -> TileValues {
         use serde::de::value::{BytesDeserializer, Error};
-        let bytes: Vec<u8> = values.as_slice().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes: Vec<u8> = values
+            .as_slice()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         TileValues::deserialize(BytesDeserializer::<Error>::new(&bytes)).expect("bytes decode")
     }
 }

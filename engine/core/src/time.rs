@@ -15,7 +15,9 @@ pub struct TimeAxis {
 impl TimeAxis {
     /// `steps` instants spaced `step_hours` apart from `start`.
     pub fn regular(start: DateTime<Utc>, step_hours: i64, steps: usize) -> Self {
-        let times = (0..steps as i64).map(|i| start + Duration::hours(i * step_hours)).collect();
+        let times = (0..steps as i64)
+            .map(|i| start + Duration::hours(i * step_hours))
+            .collect();
         Self { times }
     }
 
@@ -30,7 +32,11 @@ impl TimeAxis {
     }
 
     /// The indices of the steps whose instants fall in `start..=end`.
-    pub fn indices_between(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> std::ops::Range<usize> {
+    pub fn indices_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> std::ops::Range<usize> {
         let first = self.times.partition_point(|t| *t < start);
         let past_last = self.times.partition_point(|t| *t <= end);
         first..past_last.max(first)
@@ -49,7 +55,10 @@ pub struct CfTimeUnits {
 impl CfTimeUnits {
     /// Hours since `epoch`.
     pub fn hours_since(epoch: DateTime<Utc>) -> Self {
-        Self { unit_seconds: 3600, epoch }
+        Self {
+            unit_seconds: 3600,
+            epoch,
+        }
     }
 
     /// Parses `"<unit> since <date>[ <time>]"`.
@@ -61,15 +70,25 @@ impl CfTimeUnits {
     /// ```
     pub fn parse(text: &str) -> Result<Self, SpecError> {
         let bad = |why: &str| SpecError::invalid("time.units", format!("{text:?}: {why}"));
-        let (unit, reference) = text.split_once(" since ").ok_or_else(|| bad("expected \"<unit> since <date>\""))?;
+        let (unit, reference) = text
+            .split_once(" since ")
+            .ok_or_else(|| bad("expected \"<unit> since <date>\""))?;
         let unit_seconds = match unit.trim().to_ascii_lowercase().as_str() {
             "seconds" | "second" | "s" => 1,
             "minutes" | "minute" | "min" => 60,
             "hours" | "hour" | "h" => 3600,
             "days" | "day" | "d" => 86_400,
-            other => return Err(bad(&format!("unknown unit {other:?} (have: seconds, minutes, hours, days)"))),
+            other => {
+                return Err(bad(&format!(
+                    "unknown unit {other:?} (have: seconds, minutes, hours, days)"
+                )));
+            }
         };
-        let reference = reference.trim().trim_end_matches('Z').trim_end_matches(" UTC").replace('T', " ");
+        let reference = reference
+            .trim()
+            .trim_end_matches('Z')
+            .trim_end_matches(" UTC")
+            .replace('T', " ");
         let epoch = NaiveDateTime::parse_from_str(&reference, "%Y-%m-%d %H:%M:%S%.f")
             .or_else(|_| NaiveDateTime::parse_from_str(&reference, "%Y-%m-%d %H:%M"))
             .or_else(|_| {
@@ -77,12 +96,16 @@ impl CfTimeUnits {
                     .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
             })
             .map_err(|_| bad("reference date is not YYYY-MM-DD[ HH:MM:SS]"))?;
-        Ok(Self { unit_seconds, epoch: epoch.and_utc() })
+        Ok(Self {
+            unit_seconds,
+            epoch: epoch.and_utc(),
+        })
     }
 
     /// The instant `value` units after the epoch.
     pub fn instant(&self, value: f64) -> DateTime<Utc> {
-        self.epoch + Duration::milliseconds((value * self.unit_seconds as f64 * 1000.0).round() as i64)
+        self.epoch
+            + Duration::milliseconds((value * self.unit_seconds as f64 * 1000.0).round() as i64)
     }
 
     /// The number of units from the epoch to `instant`.
@@ -130,7 +153,10 @@ mod tests {
         let axis = TimeAxis::regular(start, 6, 10);
         let r = axis.indices_between(axis.times[2], axis.times[5]);
         assert_eq!(r, 2..6);
-        let r = axis.indices_between(axis.times[2] + Duration::hours(1), axis.times[2] + Duration::hours(2));
+        let r = axis.indices_between(
+            axis.times[2] + Duration::hours(1),
+            axis.times[2] + Duration::hours(2),
+        );
         assert!(r.is_empty());
     }
 }

@@ -1,1 +1,23 @@
-//! placeholder
+//! The Isotach engine: a pipeline spec planned onto a timely dataflow.
+//!
+//! Timestamps are time-step indices. Tile requests enter at their step, are sharded across workers
+//! by region key ([`operators::ReadTiles`]), transformed per region ([`operators::Magnitude`]), and
+//! gathered per step ([`operators::AssembleFields`]); a field leaves only when the frontier has
+//! passed its step on every worker, so no frame is ever drawn half-computed. Per-step statistics
+//! are maintained in differential dataflow ([`operators::StepStatistics`]) with integer
+//! accumulators, so they are identical whatever the number of workers.
+//!
+//! [`run_pipeline`] runs a validated spec and hands each completed [`isotach_core::Field`] to a
+//! bounded channel: a slow consumer (the renderer) holds the dataflow back instead of letting
+//! fields pile up in memory.
+
+mod bundle;
+mod error;
+pub mod operators;
+mod runner;
+mod stats;
+
+pub use bundle::TileBundle;
+pub use error::{EngineError, ErrorSlot, Result};
+pub use runner::{RunConfig, RunReport, run_pipeline};
+pub use stats::{StepStats, stats_table};

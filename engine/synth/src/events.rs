@@ -15,9 +15,24 @@ pub(crate) struct Basin {
 }
 
 pub(crate) const BASINS: [Basin; 3] = [
-    Basin { name: "north-pacific", hemisphere: 1.0, coast_lon: 236.0, landfall_lat: [33.0, 52.0] },
-    Basin { name: "north-atlantic", hemisphere: 1.0, coast_lon: 351.0, landfall_lat: [40.0, 58.0] },
-    Basin { name: "south-pacific", hemisphere: -1.0, coast_lon: 286.5, landfall_lat: [-50.0, -35.0] },
+    Basin {
+        name: "north-pacific",
+        hemisphere: 1.0,
+        coast_lon: 236.0,
+        landfall_lat: [33.0, 52.0],
+    },
+    Basin {
+        name: "north-atlantic",
+        hemisphere: 1.0,
+        coast_lon: 351.0,
+        landfall_lat: [40.0, 58.0],
+    },
+    Basin {
+        name: "south-pacific",
+        hemisphere: -1.0,
+        coast_lon: 286.5,
+        landfall_lat: [-50.0, -35.0],
+    },
 ];
 
 /// One river, from genesis to decay. Times are hours since the dataset's first step.

@@ -60,7 +60,9 @@ impl Default for SynthConfig {
             resolution_deg: 1.0,
             steps: 40,
             step_hours: 6,
-            start: DateTime::parse_from_rfc3339("2017-01-01T00:00:00Z").map(|t| t.to_utc()).unwrap_or_default(),
+            start: DateTime::parse_from_rfc3339("2017-01-01T00:00:00Z")
+                .map(|t| t.to_utc())
+                .unwrap_or_default(),
             levels_hpa: vec![1000.0, 925.0, 850.0, 700.0, 600.0, 500.0, 400.0, 300.0],
             threads: 0,
         }
@@ -98,12 +100,37 @@ pub enum SynthError {
 
 /// The surface variables, with their CF attributes: (name, units, long_name, standard_name).
 pub const SURFACE_VARIABLES: [(&str, &str, &str, &str); 6] = [
-    ("iwv", "kg m-2", "Total column water vapour", "atmosphere_mass_content_of_water_vapor"),
-    ("ivt_u", "kg m-1 s-1", "Eastward vertical integral of water vapour flux", "eastward_atmosphere_water_vapor_transport_across_unit_distance"),
-    ("ivt_v", "kg m-1 s-1", "Northward vertical integral of water vapour flux", "northward_atmosphere_water_vapor_transport_across_unit_distance"),
+    (
+        "iwv",
+        "kg m-2",
+        "Total column water vapour",
+        "atmosphere_mass_content_of_water_vapor",
+    ),
+    (
+        "ivt_u",
+        "kg m-1 s-1",
+        "Eastward vertical integral of water vapour flux",
+        "eastward_atmosphere_water_vapor_transport_across_unit_distance",
+    ),
+    (
+        "ivt_v",
+        "kg m-1 s-1",
+        "Northward vertical integral of water vapour flux",
+        "northward_atmosphere_water_vapor_transport_across_unit_distance",
+    ),
     ("u850", "m s-1", "Eastward wind at 850 hPa", "eastward_wind"),
-    ("v850", "m s-1", "Northward wind at 850 hPa", "northward_wind"),
-    ("mslp", "Pa", "Mean sea level pressure", "air_pressure_at_mean_sea_level"),
+    (
+        "v850",
+        "m s-1",
+        "Northward wind at 850 hPa",
+        "northward_wind",
+    ),
+    (
+        "mslp",
+        "Pa",
+        "Mean sea level pressure",
+        "air_pressure_at_mean_sea_level",
+    ),
 ];
 
 /// The pressure-level variables: (name, units, long_name, standard_name).
@@ -119,20 +146,43 @@ impl SynthConfig {
         let r = self.resolution_deg;
         let nlat = 180.0 / r;
         if !(0.1..=10.0).contains(&r) || (nlat - nlat.round()).abs() > 1e-9 {
-            return bad("resolution_deg", r.to_string(), "must be between 0.1 and 10 and divide 180 evenly (0.25, 0.5, 1, 2, ...)");
+            return bad(
+                "resolution_deg",
+                r.to_string(),
+                "must be between 0.1 and 10 and divide 180 evenly (0.25, 0.5, 1, 2, ...)",
+            );
         }
         if !(1..=100_000).contains(&self.steps) {
-            return bad("steps", self.steps.to_string(), "must be between 1 and 100000");
+            return bad(
+                "steps",
+                self.steps.to_string(),
+                "must be between 1 and 100000",
+            );
         }
         if !(1..=24).contains(&self.step_hours) {
-            return bad("step_hours", self.step_hours.to_string(), "must be between 1 and 24");
+            return bad(
+                "step_hours",
+                self.step_hours.to_string(),
+                "must be between 1 and 24",
+            );
         }
         let ordered = self.levels_hpa.windows(2).all(|w| w[0] > w[1]);
-        if self.levels_hpa.len() < 2 || !ordered || !self.levels_hpa.iter().all(|p| (100.0..=1100.0).contains(p)) {
-            return bad("levels_hpa", format!("{:?}", self.levels_hpa), "needs at least 2 levels in 100..=1100 hPa, strictly decreasing");
+        if self.levels_hpa.len() < 2
+            || !ordered
+            || !self.levels_hpa.iter().all(|p| (100.0..=1100.0).contains(p))
+        {
+            return bad(
+                "levels_hpa",
+                format!("{:?}", self.levels_hpa),
+                "needs at least 2 levels in 100..=1100 hPa, strictly decreasing",
+            );
         }
         if !self.levels_hpa.contains(&850.0) {
-            return bad("levels_hpa", format!("{:?}", self.levels_hpa), "must include 850 (for u850, v850)");
+            return bad(
+                "levels_hpa",
+                format!("{:?}", self.levels_hpa),
+                "must include 850 (for u850, v850)",
+            );
         }
         Ok(())
     }
@@ -174,19 +224,61 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
     let mut root = Map::new();
     root.insert("Conventions".into(), json!("CF-1.8"));
     root.insert("title".into(), json!("Isotach synthetic atmosphere"));
-    root.insert("source".into(), json!(format!("isotach generate, seed {}", config.seed)));
+    root.insert(
+        "source".into(),
+        json!(format!("isotach generate, seed {}", config.seed)),
+    );
     root.insert("isotach_seed".into(), json!(config.seed));
-    root.insert("isotach_resolution_deg".into(), json!(config.resolution_deg));
-    root.insert("isotach_ar_events".into(), Value::Array(events.iter().map(|e| event_json(e, config)).collect()));
+    root.insert(
+        "isotach_resolution_deg".into(),
+        json!(config.resolution_deg),
+    );
+    root.insert(
+        "isotach_ar_events".into(),
+        Value::Array(events.iter().map(|e| event_json(e, config)).collect()),
+    );
     let writer = ZarrWriter::create(path, root)?;
 
     let attrs = |pairs: &[(&str, &str)]| -> Map<String, Value> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect()
     };
-    writer.write_coordinate("lat", &grid.lat, attrs(&[("units", "degrees_north"), ("standard_name", "latitude"), ("long_name", "latitude"), ("axis", "Y")]))?;
-    writer.write_coordinate("lon", &grid.lon, attrs(&[("units", "degrees_east"), ("standard_name", "longitude"), ("long_name", "longitude"), ("axis", "X")]))?;
-    writer.write_coordinate("level", &config.levels_hpa, attrs(&[("units", "hPa"), ("standard_name", "air_pressure"), ("long_name", "pressure level"), ("positive", "down"), ("axis", "Z")]))?;
-    let epoch = DateTime::parse_from_rfc3339("1900-01-01T00:00:00Z").map(|t| t.to_utc()).unwrap_or_default();
+    writer.write_coordinate(
+        "lat",
+        &grid.lat,
+        attrs(&[
+            ("units", "degrees_north"),
+            ("standard_name", "latitude"),
+            ("long_name", "latitude"),
+            ("axis", "Y"),
+        ]),
+    )?;
+    writer.write_coordinate(
+        "lon",
+        &grid.lon,
+        attrs(&[
+            ("units", "degrees_east"),
+            ("standard_name", "longitude"),
+            ("long_name", "longitude"),
+            ("axis", "X"),
+        ]),
+    )?;
+    writer.write_coordinate(
+        "level",
+        &config.levels_hpa,
+        attrs(&[
+            ("units", "hPa"),
+            ("standard_name", "air_pressure"),
+            ("long_name", "pressure level"),
+            ("positive", "down"),
+            ("axis", "Z"),
+        ]),
+    )?;
+    let epoch = DateTime::parse_from_rfc3339("1900-01-01T00:00:00Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default();
     writer.write_time(&axis, CfTimeUnits::hours_since(epoch), Map::new())?;
 
     let (cl, cn) = (chunk_len(nlat), chunk_len(nlon));
@@ -201,20 +293,38 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
         shape: vec![config.steps as u64, nlev, nlat as u64, nlon as u64],
         chunks: vec![1, nlev, cl, cn],
     };
-    let declare = |(name, units, long_name, standard_name): (&str, &str, &str, &str), layout: &VariableLayout| {
-        writer.create_variable(name, layout, attrs(&[("units", units), ("long_name", long_name), ("standard_name", standard_name)]))
+    let declare = |(name, units, long_name, standard_name): (&str, &str, &str, &str),
+                   layout: &VariableLayout| {
+        writer.create_variable(
+            name,
+            layout,
+            attrs(&[
+                ("units", units),
+                ("long_name", long_name),
+                ("standard_name", standard_name),
+            ]),
+        )
     };
-    let surface: Vec<ZarrVariableWriter> =
-        SURFACE_VARIABLES.iter().map(|v| declare(*v, &surface_layout)).collect::<Result<_, _>>()?;
-    let levels: Vec<ZarrVariableWriter> =
-        LEVEL_VARIABLES.iter().map(|v| declare(*v, &level_layout)).collect::<Result<_, _>>()?;
+    let surface: Vec<ZarrVariableWriter> = SURFACE_VARIABLES
+        .iter()
+        .map(|v| declare(*v, &surface_layout))
+        .collect::<Result<_, _>>()?;
+    let levels: Vec<ZarrVariableWriter> = LEVEL_VARIABLES
+        .iter()
+        .map(|v| declare(*v, &level_layout))
+        .collect::<Result<_, _>>()?;
 
     let mut rng = rng::SplitMix64::new(config.seed);
     let waves = physics::WavePhases {
-        phase: [[rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)], [rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)]],
+        phase: [
+            [rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)],
+            [rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)],
+        ],
     };
     let threads = match config.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     }
     .min(config.steps);
@@ -222,7 +332,10 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
         let hour = (step as i64 * config.step_hours) as f64;
         let f = physics::step_fields(&grid, &config.levels_hpa, hour, waves, &events);
         let s = step as u64;
-        for (writer, values) in surface.iter().zip([&f.iwv, &f.ivt_u, &f.ivt_v, &f.u850, &f.v850, &f.mslp]) {
+        for (writer, values) in surface
+            .iter()
+            .zip([&f.iwv, &f.ivt_u, &f.ivt_v, &f.u850, &f.v850, &f.mslp])
+        {
             writer.write_step(s, values)?;
         }
         for (writer, values) in levels.iter().zip([&f.q, &f.u, &f.v]) {
@@ -237,14 +350,25 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
                 scope.spawn(move || (t..config.steps).step_by(threads).try_for_each(write_step))
             })
             .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     })?;
     tracing::info!(path = %path.display(), steps = config.steps, nlat, nlon, events = events.len(), "synthetic atmosphere written");
-    Ok(SynthSummary { shape: [config.steps, nlat, nlon], events: events.len(), seconds: started.elapsed().as_secs_f64() })
+    Ok(SynthSummary {
+        shape: [config.steps, nlat, nlon],
+        events: events.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn event_json(e: &ArEvent, config: &SynthConfig) -> Value {
-    let at = |h: f64| (config.start + chrono::Duration::minutes((h * 60.0).round() as i64)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let at = |h: f64| {
+        (config.start + chrono::Duration::minutes((h * 60.0).round() as i64))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
     json!({
         "basin": e.basin,
         "genesis": at(e.genesis_h),

@@ -40,7 +40,13 @@ fn wrap(d: f64) -> f64 {
     if d > 180.0 { d - 360.0 } else { d }
 }
 
-pub(crate) fn step_fields(grid: &LatLonGrid, levels_hpa: &[f64], hour: f64, waves: WavePhases, events: &[ArEvent]) -> StepFields {
+pub(crate) fn step_fields(
+    grid: &LatLonGrid,
+    levels_hpa: &[f64],
+    hour: f64,
+    waves: WavePhases,
+    events: &[ArEvent],
+) -> StepFields {
     let (nlat, nlon) = grid.shape();
     let n = nlat * nlon;
     let days = hour / 24.0;
@@ -96,7 +102,8 @@ pub(crate) fn step_fields(grid: &LatLonGrid, levels_hpa: &[f64], hour: f64, wave
         let (cos_a, sin_a) = (event.axis_rad.cos(), event.axis_rad.sin());
         let half = event.length_km / 2.0;
         let centre_lat = head[1] - half * sin_a / KM_PER_DEG_LAT;
-        let centre_lon = head[0] - half * cos_a / (KM_PER_DEG_LON_EQUATOR * head[1].to_radians().cos());
+        let centre_lon =
+            head[0] - half * cos_a / (KM_PER_DEG_LON_EQUATOR * head[1].to_radians().cos());
         let cyclone = [head[0] - 4.0, head[1] + 6.0 * head[1].signum()];
         for i in 0..nlat {
             let lat = grid.lat[i];
@@ -120,7 +127,11 @@ pub(crate) fn step_fields(grid: &LatLonGrid, levels_hpa: &[f64], hour: f64, wave
                 }
                 // Over land (east of the coast) the river rains out within a few degrees.
                 let inland = wrap(lon - event.coast_lon);
-                let land = if (0.0..70.0).contains(&inland) { (-inland / 5.0).exp() } else { 1.0 };
+                let land = if (0.0..70.0).contains(&inland) {
+                    (-inland / 5.0).exp()
+                } else {
+                    1.0
+                };
                 let a = strength * env;
                 ar_q[idx] += a * land * event.q_peak;
                 ar_u[idx] += a * land.sqrt() * event.jet_peak * cos_a;
@@ -149,7 +160,9 @@ pub(crate) fn step_fields(grid: &LatLonGrid, levels_hpa: &[f64], hour: f64, wave
         let low_level_jet = (-((p - 850.0) / 220.0).powi(2)).exp();
         for idx in 0..n {
             out.q[k * n + idx] = (q_surface[idx] * q_profile + ar_q[idx] * ar_q_profile) as f32;
-            out.u[k * n + idx] = (jet[idx] * jet_speed + trades[idx] * trade_profile + ar_u[idx] * low_level_jet) as f32;
+            out.u[k * n + idx] = (jet[idx] * jet_speed
+                + trades[idx] * trade_profile
+                + ar_u[idx] * low_level_jet) as f32;
             out.v[k * n + idx] = (jet_v[idx] * jet_speed + ar_v[idx] * low_level_jet) as f32;
         }
         if (p - 850.0).abs() < 1e-9 {
@@ -166,7 +179,13 @@ pub(crate) fn step_fields(grid: &LatLonGrid, levels_hpa: &[f64], hour: f64, wave
 
 /// Column integrals (1/g)∫x dp over the levels by the trapezoidal rule, from the stored (f32)
 /// level values: (IWV, eastward IVT, northward IVT). Levels in hPa, in any monotonic order.
-pub fn integrate_columns(levels_hpa: &[f64], q: &[f32], u: &[f32], v: &[f32], cells: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn integrate_columns(
+    levels_hpa: &[f64],
+    q: &[f32],
+    u: &[f32],
+    v: &[f32],
+    cells: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut iwv = vec![0.0f64; cells];
     let mut ivt_u = vec![0.0f64; cells];
     let mut ivt_v = vec![0.0f64; cells];

@@ -1,0 +1,186 @@
+//! A bad spec is refused before any work, with the thing and the value named.
+
+use chrono::{DateTime, Utc};
+use isotach_core::{DatasetInfo, LatLonGrid, PipelineSpec, SpecError, TimeAxis, VariableInfo};
+
+fn dataset() -> DatasetInfo {
+    let var = |name: &str, units: &str, dims: &[&str]| VariableInfo {
+        name: name.into(),
+        units: units.into(),
+        long_name: name.into(),
+        dims: dims.iter().map(|d| d.to_string()).collect(),
+    };
+    let start: DateTime<Utc> = "2017-01-01T00:00:00Z".parse().expect("date");
+    DatasetInfo {
+        uri: "data/demo.zarr".into(),
+        variables: vec![
+            var("ivt_u", "kg m-1 s-1", &["time", "lat", "lon"]),
+            var("ivt_v", "kg m-1 s-1", &["time", "lat", "lon"]),
+            var("mslp", "Pa", &["time", "lat", "lon"]),
+            var("q", "kg kg-1", &["time", "level", "lat", "lon"]),
+        ],
+        time: TimeAxis::regular(start, 6, 8),
+        grid: LatLonGrid::regular(10.0),
+    }
+}
+
+const GOOD: &str = r#"
+name = "ivt-frames"
+[source]
+uri = "data/demo.zarr"
+variables = ["ivt_u", "ivt_v"]
+time = { start = "2017-01-01T06:00:00Z", end = "2017-01-02T00:00:00Z" }
+[[step]]
+op = "magnitude"
+inputs = ["ivt_u", "ivt_v"]
+output = "ivt"
+[[sink]]
+kind = "frames"
+path = "out"
+layers = [{ variable = "ivt", range = [0, 1000] }]
+"#;
+
+fn check(text: &str) -> Result<isotach_core::ValidatedPipeline, SpecError> {
+    PipelineSpec::from_toml_str(text)?.validate(&dataset())
+}
+
+fn error(text: &str) -> String {
+    check(text).expect_err("spec should be refused").to_string()
+}
+
+#[test]
+fn a_good_spec_resolves_steps_and_units() {
+    let v = check(GOOD).expect("valid");
+    assert_eq!(v.steps, 1..5);
+    assert_eq!(v.units["ivt"], "kg m-1 s-1");
+    let SinkLayer { width, height } = sink_size(&v.spec);
+    assert_eq!((width, height), (1280, 720), "documented defaults");
+    let round_trip =
+        PipelineSpec::from_toml_str(&v.spec.to_toml_string().expect("toml")).expect("reparse");
+    assert_eq!(round_trip, v.spec);
+}
+
+struct SinkLayer {
+    width: u32,
+    height: u32,
+}
+
+fn sink_size(spec: &PipelineSpec) -> SinkLayer {
+    let isotach_core::SinkSpec::Frames(f) = &spec.sinks[0];
+    SinkLayer {
+        width: f.width_px,
+        height: f.height_px,
+    }
+}
+
+#[test]
+fn unknown_source_variable_lists_the_available_ones() {
+    let e = error(&GOOD.replace(
+        r#"variables = ["ivt_u", "ivt_v"]"#,
+        r#"variables = ["ivt_u", "ivtv"]"#,
+    ));
+    assert_eq!(
+        e,
+        r#"variable "ivtv" not found in store data/demo.zarr (have: ivt_u, ivt_v, mslp, q)"#
+    );
+}
+
+#[test]
+fn step_input_that_nothing_produces_is_named() {
+    let e = error(&GOOD.replace(
+        r#"inputs = ["ivt_u", "ivt_v"]"#,
+        r#"inputs = ["ivt_u", "ivt"]"#,
+    ));
+    assert!(
+        e.contains(r#"variable "ivt" not found in step[0] inputs"#),
+        "{e}"
+    );
+    assert!(e.contains("have: ivt_u, ivt_v"), "{e}");
+}
+
+#[test]
+fn time_range_outside_the_data_names_both_ranges() {
+    let e = error(&GOOD.replace("2017-01-02T00:00:00Z", "2017-03-01T00:00:00Z"));
+    assert_eq!(
+        e,
+        "time range 2017-01-01T06:00:00Z .. 2017-03-01T00:00:00Z is outside the data of data/demo.zarr \
+         (2017-01-01T00:00:00Z .. 2017-01-02T18:00:00Z)"
+    );
+    let e = error(&GOOD.replace("2017-01-01T06:00:00Z", "2017-01-02T06:00:00Z"));
+    assert!(
+        e.contains("end 2017-01-02T00:00:00Z is before start 2017-01-02T06:00:00Z"),
+        "{e}"
+    );
+}
+
+#[test]
+fn output_names_cannot_be_reused() {
+    let e = error(&GOOD.replace(r#"output = "ivt""#, r#"output = "ivt_u""#));
+    assert!(
+        e.starts_with("step[0].output: \"ivt_u\" is already defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn magnitude_components_must_share_units() {
+    let text = GOOD.replace(
+        r#"variables = ["ivt_u", "ivt_v"]"#,
+        r#"variables = ["ivt_u", "ivt_v", "mslp"]"#,
+    );
+    let e = error(&text.replace(
+        r#"inputs = ["ivt_u", "ivt_v"]"#,
+        r#"inputs = ["ivt_u", "mslp"]"#,
+    ));
+    assert_eq!(
+        e,
+        r#"step[0].inputs: magnitude components must share units, got "kg m-1 s-1" and "Pa""#
+    );
+}
+
+#[test]
+fn pressure_level_variables_are_refused_with_their_dimensions() {
+    let e = error(&GOOD.replace(
+        r#"variables = ["ivt_u", "ivt_v"]"#,
+        r#"variables = ["ivt_u", "ivt_v", "q"]"#,
+    ));
+    assert!(
+        e.contains(r#""q" has dimensions (time, level, lat, lon)"#),
+        "{e}"
+    );
+}
+
+#[test]
+fn schema_errors_name_the_field_and_line() {
+    let e = error(&GOOD.replace(r#"op = "magnitude""#, r#"op = "magnitud""#));
+    assert!(
+        e.contains("unknown variant `magnitud`") && e.contains("magnitude"),
+        "{e}"
+    );
+    let e = error(&GOOD.replace("[source]", "[source]\nregion = 3"));
+    assert!(e.contains("unknown field `region`"), "{e}");
+    let e = error(&GOOD.replace("range = [0, 1000]", r#"colormap = "jet""#));
+    assert!(e.contains("unknown variant `jet`"), "{e}");
+}
+
+#[test]
+fn frames_sink_limits_are_enforced() {
+    let e = error(&GOOD.replace("range = [0, 1000]", "range = [1000, 0]"));
+    assert!(e.starts_with("sink[0].layers[0].range: [1000, 0]"), "{e}");
+    let e = error(&GOOD.replace(r#"path = "out""#, "path = \"out\"\nwidth_px = 20000"));
+    assert!(
+        e.contains("sink[0].width_px: 20000 is outside 64..=16384"),
+        "{e}"
+    );
+    let e = error(&GOOD.replace(r#"variable = "ivt""#, r#"variable = "iwv""#));
+    assert!(
+        e.contains(r#"variable "iwv" not found in sink[0].layers[0]"#),
+        "{e}"
+    );
+    let no_sink = &GOOD[..GOOD.find("[[sink]]").expect("sink")];
+    assert!(error(no_sink).contains("no sink is given"));
+    assert!(
+        error(&GOOD.replace(r#"name = "ivt-frames""#, r#"name = "ivt frames!""#))
+            .starts_with("name: ")
+    );
+}
