@@ -6,6 +6,9 @@
 //! right coordinates and times. [`write_arrow_ipc`] writes tables (statistics, object catalogs) as
 //! Arrow IPC files that pyarrow and pandas read.
 
+// zarrs takes index windows as arrays of ranges, one per dimension; a 1-D window is one range.
+#![allow(clippy::single_range_in_vec_init)]
+
 mod error;
 mod source;
 mod table;

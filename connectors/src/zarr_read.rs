@@ -266,7 +266,7 @@ impl Source for ZarrSource {
 
 fn dimension_names(array: &Array<Store>) -> Option<Vec<String>> {
     if let Some(names) = array.dimension_names() {
-        return names.iter().map(|n| n.clone()).collect();
+        return names.iter().cloned().collect();
     }
     let list = array.attributes().get("_ARRAY_DIMENSIONS")?.as_array()?;
     list.iter().map(|v| v.as_str().map(str::to_owned)).collect()

@@ -81,7 +81,7 @@ impl ZarrWriter {
     ) -> Result<()> {
         let array = ArrayBuilder::new(
             vec![values.len() as u64],
-            &[values.len().max(1) as u64],
+            [values.len().max(1) as u64],
             data_type::float64(),
             f64::NAN,
         )
@@ -115,7 +115,7 @@ impl ZarrWriter {
         attributes.insert("axis".into(), json!("T"));
         attributes.extend(extra);
         let n = values.len() as u64;
-        let array = ArrayBuilder::new(vec![n], &[n.max(1)], data_type::int64(), i64::MIN)
+        let array = ArrayBuilder::new(vec![n], [n.max(1)], data_type::int64(), i64::MIN)
             .dimension_names(Some(["time"]))
             .attributes(attributes)
             .build(self.store.clone(), "/time")

@@ -13,7 +13,11 @@ mod demo;
 mod run;
 
 #[derive(Parser)]
-#[command(name = "isotach", version, about = "Streams atmospheric datasets into pictures")]
+#[command(
+    name = "isotach",
+    version,
+    about = "Streams atmospheric datasets into pictures"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,7 +66,8 @@ struct GenerateArgs {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wgpu=warn,naga=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wgpu=warn,wgpu_hal=off,naga=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -109,7 +114,10 @@ pub(crate) fn prepare_output(path: &Path, force: bool) -> Result<()> {
         bail!("{} exists; pass --force to replace it", path.display());
     }
     if !isotach_connectors::is_zarr_store(path) {
-        bail!("{} exists and is not a Zarr store; refusing to delete it", path.display());
+        bail!(
+            "{} exists and is not a Zarr store; refusing to delete it",
+            path.display()
+        );
     }
     std::fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
 }
@@ -120,15 +128,32 @@ fn inspect(uri: &str) -> Result<()> {
     let (nlat, nlon) = info.grid.shape();
     println!("store   {}", info.uri);
     if let (Some(first), Some(last)) = (info.time.times.first(), info.time.times.last()) {
-        println!("time    {} steps, {} .. {}", info.time.len(), first.format("%Y-%m-%dT%H:%MZ"), last.format("%Y-%m-%dT%H:%MZ"));
+        println!(
+            "time    {} steps, {} .. {}",
+            info.time.len(),
+            first.format("%Y-%m-%dT%H:%MZ"),
+            last.format("%Y-%m-%dT%H:%MZ")
+        );
     }
-    let span = |v: &[f64]| v.first().zip(v.last()).map(|(a, b)| format!("{a} .. {b}")).unwrap_or_default();
+    let span = |v: &[f64]| {
+        v.first()
+            .zip(v.last())
+            .map(|(a, b)| format!("{a} .. {b}"))
+            .unwrap_or_default()
+    };
     println!("lat     {nlat} ({})", span(&info.grid.lat));
     println!("lon     {nlon} ({})", span(&info.grid.lon));
     println!("variables:");
     for v in &info.variables {
         let shape = source.shape(&v.name)?;
-        println!("  {:<8} ({}) {:?} [{}] {}", v.name, v.dims.join(", "), shape, v.units, v.long_name);
+        println!(
+            "  {:<8} ({}) {:?} [{}] {}",
+            v.name,
+            v.dims.join(", "),
+            shape,
+            v.units,
+            v.long_name
+        );
     }
     Ok(())
 }

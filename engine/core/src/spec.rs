@@ -292,7 +292,7 @@ impl PipelineSpec {
                     }
                     (
                         input_units[0].clone(),
-                        format!("magnitude of ({})", inputs.join(", ")),
+                        format!("Magnitude of {}", inputs.join(" and ")),
                     )
                 }
             };

@@ -113,8 +113,8 @@ pub(crate) fn plan_events(seed: u64, first_h: f64, last_h: f64) -> Vec<ArEvent> 
                 axis_rad: axis_deg.to_radians(),
                 length_km: rng.uniform(2500.0, 4200.0),
                 width_km: rng.uniform(330.0, 520.0),
-                q_peak: rng.uniform(0.0065, 0.0105),
-                jet_peak: rng.uniform(14.0, 22.0),
+                q_peak: rng.uniform(0.0058, 0.0090),
+                jet_peak: rng.uniform(13.0, 19.0),
                 coast_lon: basin.coast_lon,
             });
             genesis_h += 24.0 * rng.uniform(1.6, 3.4);

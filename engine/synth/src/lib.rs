@@ -317,8 +317,14 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
     let mut rng = rng::SplitMix64::new(config.seed);
     let waves = physics::WavePhases {
         phase: [
-            [rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)],
-            [rng.uniform(0.0, 6.283), rng.uniform(0.0, 6.283)],
+            [
+                rng.uniform(0.0, std::f64::consts::TAU),
+                rng.uniform(0.0, std::f64::consts::TAU),
+            ],
+            [
+                rng.uniform(0.0, std::f64::consts::TAU),
+                rng.uniform(0.0, std::f64::consts::TAU),
+            ],
         ],
     };
     let threads = match config.threads {

@@ -174,7 +174,8 @@ fn rivers_make_landfall_where_and_when_the_catalog_says() {
         }
         let m = ivt(&source, step as u64, nlat * nlon, nlat, nlon);
         let [lon, lat] = event.landfall;
-        // Strongest IVT within 8° of the landfall point, over the ocean side of the coast.
+        // Strongest IVT within 8° of the landfall point, over the ocean side of the coast; 250
+        // kg m-1 s-1 is the usual IVT threshold of a river, and the background p95 is ~140.
         let near = (0..nlat)
             .flat_map(|i| (0..nlon).map(move |j| (i, j)))
             .filter(|&(i, j)| {
@@ -184,7 +185,7 @@ fn rivers_make_landfall_where_and_when_the_catalog_says() {
             .map(|(i, j)| m[(i * nlon + j) as usize])
             .fold(0.0f32, f32::max);
         assert!(
-            near > 400.0,
+            near > 300.0,
             "{} river at {lat:.1}N {lon:.1}E: IVT at landfall only {near}",
             event.basin
         );

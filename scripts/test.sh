@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with Rust: installs what the tests need (Mesa's
+# software Vulkan so that wgpu finds an adapter without a GPU, python3-venv), builds the Python
+# environment of the interop tests, then runs every Rust and Python test. Nothing is skipped: with
+# no graphics adapter the rendering tests fail, saying how to install one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else echo "test.sh: root is needed to run: $*" >&2; return 1
+    fi
+}
+
+packages=()
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || packages+=(libvulkan1)
+compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || packages+=(mesa-vulkan-drivers)
+python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+if [ ${#packages[@]} -gt 0 ]; then
+    echo "test.sh: installing ${packages[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+# lavapipe warns on every start without a private runtime dir.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+    export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/isotach-runtime-$(id -u)"
+    mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
+
+venv=.venv
+stamp="$venv/.requirements"
+if ! cmp -s tests/python/requirements.txt "$stamp" 2>/dev/null; then
+    echo "test.sh: building the Python environment in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+    cp tests/python/requirements.txt "$stamp"
+fi
+
+cargo build -p isotach
+cargo test --workspace
+"$venv/bin/python" -m pytest tests/python -q

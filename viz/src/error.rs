@@ -1,0 +1,130 @@
+use std::path::PathBuf;
+
+/// What can go wrong while rendering or reading/writing images.
+#[derive(Debug, thiserror::Error)]
+pub enum VizError {
+    /// wgpu found no graphics adapter.
+    #[error(
+        "no graphics adapter found (backends tried: {tried}; wgpu said: {detail}). To render \
+         without a GPU, install Mesa's software Vulkan (`apt-get install mesa-vulkan-drivers`)"
+    )]
+    NoAdapter {
+        /// The wgpu backends that were asked for adapters.
+        tried: String,
+        /// wgpu's own explanation.
+        detail: String,
+    },
+    /// The adapter was found but refused to open a device.
+    #[error("could not open a device on adapter {adapter}: {message}")]
+    RequestDevice {
+        /// The adapter.
+        adapter: String,
+        /// wgpu's error.
+        message: String,
+    },
+    /// The canvas is larger than the adapter's largest 2D texture.
+    #[error(
+        "canvas {width}×{height} px exceeds the adapter's maximum texture size of {max} px per side"
+    )]
+    CanvasTooLarge {
+        /// Requested width.
+        width: u32,
+        /// Requested height.
+        height: u32,
+        /// The adapter's `max_texture_dimension_2d`.
+        max: u32,
+    },
+    /// The canvas leaves no room for a map.
+    #[error(
+        "canvas {width}×{height} px is too small: the map would be {map_width}×{map_height} px, \
+         at least {min_map_width}×{min_map_height} px is needed"
+    )]
+    CanvasTooSmall {
+        /// Requested width.
+        width: u32,
+        /// Requested height.
+        height: u32,
+        /// Width the map would get.
+        map_width: u32,
+        /// Height the map would get.
+        map_height: u32,
+        /// Smallest map width drawn.
+        min_map_width: u32,
+        /// Smallest map height drawn.
+        min_map_height: u32,
+    },
+    /// The field's values do not fill its grid.
+    #[error(
+        "field {variable}: {len} values do not match the grid shape {nlat} lat × {nlon} lon = {expected}"
+    )]
+    FieldShape {
+        /// The field's variable.
+        variable: String,
+        /// Number of values.
+        len: usize,
+        /// Latitudes.
+        nlat: usize,
+        /// Longitudes.
+        nlon: usize,
+        /// `nlat × nlon`.
+        expected: usize,
+    },
+    /// The field's grid cannot be drawn (too small, irregular, or larger than a texture).
+    #[error("field {variable}: grid {nlat} lat × {nlon} lon cannot be drawn: {reason}")]
+    Grid {
+        /// The field's variable.
+        variable: String,
+        /// Latitudes.
+        nlat: usize,
+        /// Longitudes.
+        nlon: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The colour range is unusable.
+    #[error("colour range [{lo}, {hi}] is invalid: {reason}")]
+    Range {
+        /// Lower end.
+        lo: f32,
+        /// Upper end.
+        hi: f32,
+        /// Why.
+        reason: &'static str,
+    },
+    /// wgpu reported an error (validation, out of memory, or a failed read-back).
+    #[error("GPU error while {during}: {message}")]
+    Gpu {
+        /// What the renderer was doing.
+        during: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+    /// An RGBA image whose buffer does not match its size.
+    #[error("image {width}×{height} needs {expected} bytes of RGBA, the buffer has {len}")]
+    ImageSize {
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// `width × height × 4`.
+        expected: usize,
+        /// Actual length.
+        len: usize,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// PNG encoding or decoding failed, or the PNG has a layout this crate does not read.
+    #[error("PNG {}: {message}", path.display())]
+    Png {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}

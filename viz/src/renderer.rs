@@ -1,0 +1,878 @@
+//! The headless wgpu renderer.
+
+use std::sync::mpsc;
+
+use isotach_core::{Colormap, Field};
+
+use crate::colormap::lut_rgba;
+use crate::layout::{Layout, try_layout};
+use crate::text::{Annotations, build_mask, format_time_line, format_title};
+use crate::{Canvas, RgbaImage, ScalarStyle, VizError};
+
+/// Colour of text, frame and ticks.
+const INK_RGBA: [u8; 4] = [32, 32, 32, 255];
+/// Canvas background.
+const BACKGROUND_RGBA: [u8; 4] = [255, 255, 255, 255];
+/// Target format: linear 8-bit, so colours match the tables bit for bit.
+const TARGET_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+
+/// The shader's uniform block (see `shader.wgsl`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    map_rect: [f32; 4],
+    bar_rect: [f32; 4],
+    grid: [f32; 4],
+    grid_n: [u32; 4],
+    range: [f32; 4],
+    nan_rgba: [f32; 4],
+    ink_rgba: [f32; 4],
+    bg_rgba: [f32; 4],
+}
+
+fn rgba_f32(c: [u8; 4]) -> [f32; 4] {
+    c.map(|v| f32::from(v) / 255.0)
+}
+
+/// Textures and buffers sized by the canvas.
+struct FrameTargets {
+    canvas: Canvas,
+    target: wgpu::Texture,
+    target_view: wgpu::TextureView,
+    mask: wgpu::Texture,
+    mask_view: wgpu::TextureView,
+    readback: wgpu::Buffer,
+    padded_bytes_per_row: u32,
+    /// What the mask now holds; `None` until first written.
+    mask_notes: Option<Annotations>,
+}
+
+/// The field texture, sized by the grid.
+struct FieldTexture {
+    nlon: u32,
+    nlat: u32,
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+}
+
+/// Grid placement for the shader, checked regular.
+struct GridParams {
+    lon0: f32,
+    dlon: f32,
+    lat0: f32,
+    dlat: f32,
+    periodic: bool,
+}
+
+/// Draws [`Field`]s into RGBA images with wgpu, without a window.
+///
+/// The device, pipeline and lookup texture live as long as the renderer; the target, mask and
+/// read-back buffer are recreated only when the canvas size changes, the field texture only when
+/// the grid shape changes, and the ink mask is re-uploaded only when the annotations change.
+pub struct Renderer {
+    adapter_info: wgpu::AdapterInfo,
+    max_texture: u32,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    pipeline: wgpu::RenderPipeline,
+    bind_group_layout: wgpu::BindGroupLayout,
+    uniforms: wgpu::Buffer,
+    lut: wgpu::Texture,
+    lut_view: wgpu::TextureView,
+    lut_colormap: Option<Colormap>,
+    frame: Option<FrameTargets>,
+    field: Option<FieldTexture>,
+    bind_group: Option<wgpu::BindGroup>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("adapter", &self.adapter_summary())
+            .field("max_texture", &self.max_texture)
+            .field("canvas", &self.frame.as_ref().map(|fr| fr.canvas))
+            .field("grid", &self.field.as_ref().map(|ft| (ft.nlat, ft.nlon)))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Preference order of adapters: real GPUs first, then software; Vulkan before GL.
+fn adapter_rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let device = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = if info.backend == wgpu::Backend::Vulkan {
+        0
+    } else {
+        1
+    };
+    (device, backend)
+}
+
+/// "Vulkan, GL" for the backends in `backends`; "none" when empty.
+fn backend_names(backends: wgpu::Backends) -> String {
+    let names: Vec<&str> = [
+        (wgpu::Backends::VULKAN, "Vulkan"),
+        (wgpu::Backends::GL, "GL"),
+        (wgpu::Backends::METAL, "Metal"),
+        (wgpu::Backends::DX12, "DX12"),
+        (wgpu::Backends::BROWSER_WEBGPU, "WebGPU"),
+        (wgpu::Backends::NOOP, "noop"),
+    ]
+    .into_iter()
+    .filter(|(b, _)| backends.contains(*b))
+    .map(|(_, name)| name)
+    .collect();
+    if names.is_empty() {
+        "none (check WGPU_BACKEND; this build has Vulkan and GL)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn summary(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+}
+
+fn gpu_error(during: &'static str) -> impl FnOnce(wgpu::Error) -> VizError {
+    move |e| VizError::Gpu {
+        during,
+        message: e.to_string(),
+    }
+}
+
+impl Renderer {
+    /// Opens any adapter wgpu can find (a GPU, or Mesa's lavapipe on the CPU), preferring real
+    /// GPUs and Vulkan. `WGPU_BACKEND` (e.g. `gl`) narrows the backends tried.
+    ///
+    /// Without any adapter this returns [`VizError::NoAdapter`], whose message lists the backends
+    /// tried and says to install Mesa's software Vulkan (`apt-get install mesa-vulkan-drivers`).
+    pub fn new_headless() -> Result<Self, VizError> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let tried = desc.backends & wgpu::Instance::enabled_backend_features();
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(tried));
+        adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+        let adapter = match adapters.into_iter().next() {
+            Some(adapter) => adapter,
+            None => {
+                // Ask again the ordinary way: its error says what each backend found.
+                let options = wgpu::RequestAdapterOptions::default();
+                match pollster::block_on(instance.request_adapter(&options)) {
+                    Ok(adapter) => adapter,
+                    Err(e) => {
+                        return Err(VizError::NoAdapter {
+                            tried: backend_names(tried),
+                            detail: e.to_string(),
+                        });
+                    }
+                }
+            }
+        };
+        let adapter_info = adapter.get_info();
+        tracing::info!(adapter = %summary(&adapter_info), "isotach-viz: adapter chosen");
+
+        // Defaults that every backend meets, with the adapter's own texture sizes so big
+        // canvases and fine grids fit where the hardware allows.
+        let limits = wgpu::Limits::downlevel_defaults().using_resolution(adapter.limits());
+        let max_texture = limits.max_texture_dimension_2d;
+        let device_desc = wgpu::DeviceDescriptor {
+            label: Some("isotach-viz"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits,
+            ..Default::default()
+        };
+        let (device, queue) =
+            pollster::block_on(adapter.request_device(&device_desc)).map_err(|e| {
+                VizError::RequestDevice {
+                    adapter: summary(&adapter_info),
+                    message: e.to_string(),
+                }
+            })?;
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("isotach-viz frame shader"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("shader.wgsl").into()),
+        });
+        let texture_entry = |binding: u32| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Texture {
+                sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                view_dimension: wgpu::TextureViewDimension::D2,
+                multisampled: false,
+            },
+            count: None,
+        };
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("isotach-viz bindings"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: wgpu::BufferSize::new(
+                            std::mem::size_of::<Params>() as u64
+                        ),
+                    },
+                    count: None,
+                },
+                texture_entry(1),
+                texture_entry(2),
+                texture_entry(3),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("isotach-viz pipeline layout"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("isotach-viz frame pipeline"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(TARGET_FORMAT.into())],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("isotach-viz params"),
+            size: std::mem::size_of::<Params>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let lut = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("isotach-viz colormap"),
+            size: wgpu::Extent3d {
+                width: 256,
+                height: 1,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let lut_view = lut.create_view(&wgpu::TextureViewDescriptor::default());
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(gpu_error("creating the pipeline")(e));
+        }
+
+        Ok(Self {
+            adapter_info,
+            max_texture,
+            device,
+            queue,
+            pipeline,
+            bind_group_layout,
+            uniforms,
+            lut,
+            lut_view,
+            lut_colormap: None,
+            frame: None,
+            field: None,
+            bind_group: None,
+        })
+    }
+
+    /// The adapter in use, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn adapter_summary(&self) -> String {
+        summary(&self.adapter_info)
+    }
+
+    /// wgpu's description of the adapter in use.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.adapter_info
+    }
+
+    /// The largest canvas side (and grid side) this adapter accepts, in pixels.
+    pub fn max_texture_size(&self) -> u32 {
+        self.max_texture
+    }
+
+    /// Renders `field` in `style` onto a `canvas`-sized image: title, time line, map, colorbar.
+    pub fn render(
+        &mut self,
+        field: &Field,
+        style: &ScalarStyle,
+        canvas: Canvas,
+    ) -> Result<RgbaImage, VizError> {
+        // Check everything on the CPU first, so wgpu only ever sees valid requests.
+        if canvas.width_px > self.max_texture || canvas.height_px > self.max_texture {
+            return Err(VizError::CanvasTooLarge {
+                width: canvas.width_px,
+                height: canvas.height_px,
+                max: self.max_texture,
+            });
+        }
+        let layout = try_layout(canvas)?;
+        let grid = grid_params(field, self.max_texture)?;
+        let [lo, hi] = color_range(field, style)?;
+        let notes = Annotations {
+            title: format_title(field),
+            time_line: format_time_line(field),
+            units: field.units.clone(),
+            lo,
+            hi,
+        };
+
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom_scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.ensure_frame(canvas);
+        let (nlat, nlon) = field.grid.shape();
+        self.ensure_field(nlon as u32, nlat as u32);
+        self.ensure_lut(style.colormap);
+        self.upload(field, &notes, &layout, &grid, [lo, hi], style.nan_rgba);
+        let result = self.draw_and_read();
+        if let Some(e) = pollster::block_on(oom_scope.pop()) {
+            self.drop_cached();
+            return Err(gpu_error("rendering (out of memory)")(e));
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            self.drop_cached();
+            return Err(gpu_error("rendering")(e));
+        }
+        result
+    }
+
+    /// Forgets size-dependent resources (after an error, so the next frame starts clean).
+    fn drop_cached(&mut self) {
+        self.frame = None;
+        self.field = None;
+        self.bind_group = None;
+    }
+
+    fn ensure_frame(&mut self, canvas: Canvas) {
+        if self.frame.as_ref().is_some_and(|f| f.canvas == canvas) {
+            return;
+        }
+        let size = wgpu::Extent3d {
+            width: canvas.width_px,
+            height: canvas.height_px,
+            depth_or_array_layers: 1,
+        };
+        let target = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("isotach-viz target"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: TARGET_FORMAT,
+            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let mask = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("isotach-viz ink mask"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::R8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+        let padded_bytes_per_row = (canvas.width_px * 4).div_ceil(align) * align;
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("isotach-viz read-back"),
+            size: u64::from(padded_bytes_per_row) * u64::from(canvas.height_px),
+            usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+            mapped_at_creation: false,
+        });
+        self.frame = Some(FrameTargets {
+            canvas,
+            target_view: target.create_view(&wgpu::TextureViewDescriptor::default()),
+            target,
+            mask_view: mask.create_view(&wgpu::TextureViewDescriptor::default()),
+            mask,
+            readback,
+            padded_bytes_per_row,
+            mask_notes: None,
+        });
+        self.bind_group = None;
+    }
+
+    fn ensure_field(&mut self, nlon: u32, nlat: u32) {
+        if self
+            .field
+            .as_ref()
+            .is_some_and(|f| f.nlon == nlon && f.nlat == nlat)
+        {
+            return;
+        }
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("isotach-viz field"),
+            size: wgpu::Extent3d {
+                width: nlon,
+                height: nlat,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::R32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        self.field = Some(FieldTexture {
+            nlon,
+            nlat,
+            texture,
+            view,
+        });
+        self.bind_group = None;
+    }
+
+    fn ensure_lut(&mut self, colormap: Colormap) {
+        if self.lut_colormap == Some(colormap) {
+            return;
+        }
+        self.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.lut,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            &lut_rgba(colormap),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(256 * 4),
+                rows_per_image: Some(1),
+            },
+            wgpu::Extent3d {
+                width: 256,
+                height: 1,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.lut_colormap = Some(colormap);
+    }
+
+    /// Writes the field values, the mask (when its content changed) and the uniforms.
+    fn upload(
+        &mut self,
+        field: &Field,
+        notes: &Annotations,
+        layout: &Layout,
+        grid: &GridParams,
+        [lo, hi]: [f32; 2],
+        nan_rgba: [u8; 4],
+    ) {
+        if let Some(ft) = &self.field {
+            self.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &ft.texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                bytemuck::cast_slice(&field.values),
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(ft.nlon * 4),
+                    rows_per_image: Some(ft.nlat),
+                },
+                wgpu::Extent3d {
+                    width: ft.nlon,
+                    height: ft.nlat,
+                    depth_or_array_layers: 1,
+                },
+            );
+        }
+        if let Some(frame) = &mut self.frame
+            && frame.mask_notes.as_ref() != Some(notes)
+        {
+            let mask = build_mask(layout, notes);
+            self.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture: &frame.mask,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d::ZERO,
+                    aspect: wgpu::TextureAspect::All,
+                },
+                &mask.data,
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(frame.canvas.width_px),
+                    rows_per_image: Some(frame.canvas.height_px),
+                },
+                wgpu::Extent3d {
+                    width: frame.canvas.width_px,
+                    height: frame.canvas.height_px,
+                    depth_or_array_layers: 1,
+                },
+            );
+            frame.mask_notes = Some(notes.clone());
+        }
+        let params = Params {
+            map_rect: layout.map.as_f32(),
+            bar_rect: layout.colorbar.as_f32(),
+            grid: [grid.lon0, grid.dlon, grid.lat0, grid.dlat],
+            grid_n: [
+                field.grid.lon.len() as u32,
+                field.grid.lat.len() as u32,
+                u32::from(grid.periodic),
+                0,
+            ],
+            range: [lo, hi, 0.0, 0.0],
+            nan_rgba: rgba_f32(nan_rgba),
+            ink_rgba: rgba_f32(INK_RGBA),
+            bg_rgba: rgba_f32(BACKGROUND_RGBA),
+        };
+        self.queue
+            .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&params));
+    }
+
+    /// Draws the frame, copies it into the read-back buffer and returns it unpadded.
+    fn draw_and_read(&mut self) -> Result<RgbaImage, VizError> {
+        let (Some(frame), Some(field)) = (&self.frame, &self.field) else {
+            return Err(VizError::Gpu {
+                during: "rendering",
+                message: "internal: resources missing".into(),
+            });
+        };
+        let bind_group = self.bind_group.get_or_insert_with(|| {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("isotach-viz bind group"),
+                layout: &self.bind_group_layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: self.uniforms.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(&field.view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::TextureView(&self.lut_view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::TextureView(&frame.mask_view),
+                    },
+                ],
+            })
+        });
+
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("isotach-viz frame"),
+            });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("isotach-viz frame pass"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &frame.target_view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::WHITE),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &*bind_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+        let (width, height) = (frame.canvas.width_px, frame.canvas.height_px);
+        encoder.copy_texture_to_buffer(
+            wgpu::TexelCopyTextureInfo {
+                texture: &frame.target,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::TexelCopyBufferInfo {
+                buffer: &frame.readback,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(frame.padded_bytes_per_row),
+                    rows_per_image: Some(height),
+                },
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.queue.submit([encoder.finish()]);
+
+        let (tx, rx) = mpsc::channel();
+        frame
+            .readback
+            .map_async(wgpu::MapMode::Read, .., move |result| {
+                // The receiver outlives the poll below; a send error cannot happen in practice.
+                let _ = tx.send(result);
+            });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| VizError::Gpu {
+                during: "waiting for the frame",
+                message: e.to_string(),
+            })?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(VizError::Gpu {
+                    during: "mapping the read-back buffer",
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(VizError::Gpu {
+                    during: "mapping the read-back buffer",
+                    message: "the map callback never ran".into(),
+                });
+            }
+        }
+        let row_bytes = width as usize * 4;
+        let mut pixels = Vec::with_capacity(row_bytes * height as usize);
+        {
+            let view = frame
+                .readback
+                .get_mapped_range(..)
+                .map_err(|e| VizError::Gpu {
+                    during: "reading the frame",
+                    message: e.to_string(),
+                })?;
+            for row in view.chunks_exact(frame.padded_bytes_per_row as usize) {
+                pixels.extend_from_slice(&row[..row_bytes]);
+            }
+        }
+        frame.readback.unmap();
+        RgbaImage::new(width, height, pixels)
+    }
+}
+
+/// Checks the field against its grid and reads the grid's placement.
+fn grid_params(field: &Field, max_texture: u32) -> Result<GridParams, VizError> {
+    let (nlat, nlon) = field.grid.shape();
+    let grid_err = |reason: String| VizError::Grid {
+        variable: field.variable.clone(),
+        nlat,
+        nlon,
+        reason,
+    };
+    if field.values.len() != nlat * nlon {
+        return Err(VizError::FieldShape {
+            variable: field.variable.clone(),
+            len: field.values.len(),
+            nlat,
+            nlon,
+            expected: nlat * nlon,
+        });
+    }
+    if nlat < 2 || nlon < 2 {
+        return Err(grid_err(
+            "at least 2 latitudes and 2 longitudes are needed".into(),
+        ));
+    }
+    if nlat > max_texture as usize || nlon > max_texture as usize {
+        return Err(grid_err(format!(
+            "more than the adapter's maximum texture size of {max_texture} per side"
+        )));
+    }
+    let regular = |name: &str, coords: &[f64]| -> Result<f64, VizError> {
+        let step = coords[1] - coords[0];
+        if !step.is_finite() || step == 0.0 {
+            return Err(grid_err(format!("{name} step {step} is not usable")));
+        }
+        for (i, &c) in coords.iter().enumerate() {
+            let expected = coords[0] + i as f64 * step;
+            if (c - expected).abs() > 1e-3 * step.abs() {
+                return Err(grid_err(format!(
+                    "{name} is not evenly spaced: {name}[{i}] = {c}, expected {expected} for step {step}"
+                )));
+            }
+        }
+        Ok(step)
+    };
+    let dlon = regular("longitude", &field.grid.lon)?;
+    let dlat = regular("latitude", &field.grid.lat)?;
+    Ok(GridParams {
+        lon0: field.grid.lon[0] as f32,
+        dlon: dlon as f32,
+        lat0: field.grid.lat[0] as f32,
+        dlat: dlat as f32,
+        periodic: field.grid.is_global_in_lon(),
+    })
+}
+
+/// The colour range: the style's, or the field's finite range (±0.5 when constant, [0, 1] when
+/// nothing is finite).
+fn color_range(field: &Field, style: &ScalarStyle) -> Result<[f32; 2], VizError> {
+    match style.range {
+        Some([lo, hi]) => {
+            if !lo.is_finite() || !hi.is_finite() {
+                return Err(VizError::Range {
+                    lo,
+                    hi,
+                    reason: "both ends must be finite",
+                });
+            }
+            if lo >= hi {
+                return Err(VizError::Range {
+                    lo,
+                    hi,
+                    reason: "the start must be below the end",
+                });
+            }
+            Ok([lo, hi])
+        }
+        None => Ok(match field.finite_range() {
+            Some((lo, hi)) if lo < hi => [lo, hi],
+            Some((v, _)) => [v - 0.5, v + 0.5],
+            None => [0.0, 1.0],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use isotach_core::LatLonGrid;
+
+    use super::*;
+
+    fn field(grid: LatLonGrid, values: Vec<f32>) -> Field {
+        Field {
+            variable: "t2m".into(),
+            units: "K".into(),
+            long_name: "2 metre temperature".into(),
+            step: 0,
+            time: chrono::DateTime::UNIX_EPOCH,
+            grid: Arc::new(grid),
+            values,
+        }
+    }
+
+    #[test]
+    fn renderer_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Renderer>();
+    }
+
+    #[test]
+    fn grid_checks() {
+        let g = LatLonGrid::regular(30.0);
+        let n = g.len();
+        let ok =
+            grid_params(&field(g.clone(), vec![0.0; n]), 16384).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ok.periodic);
+        assert_eq!(
+            (ok.lon0, ok.dlon, ok.lat0, ok.dlat),
+            (0.0, 30.0, 90.0, -30.0)
+        );
+
+        let err = grid_params(&field(g.clone(), vec![0.0; 5]), 16384)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("field t2m: 5 values do not match the grid shape 7 lat × 12 lon = 84")
+        );
+
+        let err = grid_params(&field(g.clone(), vec![0.0; n]), 8)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("maximum texture size of 8"), "{err}");
+
+        let mut bent = g;
+        bent.lon[3] += 7.0;
+        let err = grid_params(&field(bent, vec![0.0; n]), 16384)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("longitude is not evenly spaced"), "{err}");
+    }
+
+    #[test]
+    fn no_adapter_message_names_backends_and_the_fix() {
+        let tried = backend_names(wgpu::Backends::VULKAN | wgpu::Backends::GL);
+        assert_eq!(tried, "Vulkan, GL");
+        let e = VizError::NoAdapter {
+            tried,
+            detail: "vulkan drivers/libraries could not be loaded".into(),
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("backends tried: Vulkan, GL"), "{msg}");
+        assert!(msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
+        assert!(backend_names(wgpu::Backends::empty()).starts_with("none"));
+    }
+
+    #[test]
+    fn ranges() {
+        let f = field(
+            LatLonGrid::regular(90.0),
+            vec![
+                1.0,
+                2.0,
+                f32::NAN,
+                4.0,
+                5.0,
+                6.0,
+                7.0,
+                8.0,
+                9.0,
+                10.0,
+                11.0,
+                12.0,
+            ],
+        );
+        let style = ScalarStyle::default();
+        assert_eq!(color_range(&f, &style).ok(), Some([1.0, 12.0]));
+        let fixed = ScalarStyle {
+            range: Some([0.0, 5.0]),
+            ..style.clone()
+        };
+        assert_eq!(color_range(&f, &fixed).ok(), Some([0.0, 5.0]));
+        let bad = ScalarStyle {
+            range: Some([5.0, 5.0]),
+            ..style.clone()
+        };
+        let err = color_range(&f, &bad).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("colour range [5, 5] is invalid: the start must be below the end")
+        );
+        let constant = field(LatLonGrid::regular(90.0), vec![3.0; 12]);
+        assert_eq!(color_range(&constant, &style).ok(), Some([2.5, 3.5]));
+        let empty = field(LatLonGrid::regular(90.0), vec![f32::NAN; 12]);
+        assert_eq!(color_range(&empty, &style).ok(), Some([0.0, 1.0]));
+    }
+}

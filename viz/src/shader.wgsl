@@ -1,0 +1,128 @@
+// Isotach frame shader: one full-screen triangle; every pixel is background, map or colorbar,
+// with the CPU-rasterised ink mask (text, frame, ticks) composited on top.
+
+struct Params {
+    // Map rectangle in pixels: x, y, width, height.
+    map_rect: vec4<f32>,
+    // Colorbar rectangle in pixels: x, y, width, height.
+    bar_rect: vec4<f32>,
+    // Grid: first longitude, longitude step, first latitude, latitude step (degrees).
+    grid: vec4<f32>,
+    // Grid: columns (lon), rows (lat), 1 when periodic in longitude, unused.
+    grid_n: vec4<u32>,
+    // Colour range: lo, hi, unused, unused.
+    range: vec4<f32>,
+    nan_rgba: vec4<f32>,
+    ink_rgba: vec4<f32>,
+    bg_rgba: vec4<f32>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+// R32Float, one texel per grid cell: x = longitude index, y = latitude index. Not filterable.
+@group(0) @binding(1) var field_tex: texture_2d<f32>;
+// 256×1 Rgba8Unorm colour table.
+@group(0) @binding(2) var lut_tex: texture_2d<f32>;
+// R8Unorm ink coverage, canvas-sized.
+@group(0) @binding(3) var mask_tex: texture_2d<f32>;
+
+@vertex
+fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
+    // (-1,-1), (3,-1), (-1,3): covers the whole viewport.
+    let x = f32((i << 1u) & 2u) * 2.0 - 1.0;
+    let y = f32(i & 2u) * 2.0 - 1.0;
+    return vec4<f32>(x, y, 0.0, 1.0);
+}
+
+// NaN and ±infinity count as missing. Tested on the bits, so no fast-math can fold it away.
+fn is_missing(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
+
+// Table entry floor(t * 255 + 0.5) of t clamped to 0..1: the same index as colormap_rgb().
+fn lut(t: f32) -> vec4<f32> {
+    let idx = i32(floor(clamp(t, 0.0, 1.0) * 255.0 + 0.5));
+    return textureLoad(lut_tex, vec2<i32>(idx, 0), 0);
+}
+
+fn cell(c: i32, r: i32) -> f32 {
+    return textureLoad(field_tex, vec2<i32>(c, r), 0).r;
+}
+
+// The field at (lon, lat): bilinear between the four surrounding cells, periodic in longitude
+// for global grids, clamped at the first/last rows (the poles); the nearest cell (always one of
+// the four) when any of them is missing. Returns (value, 1), or (_, 0) when outside the grid or
+// missing. Branch-free apart from the grid-kind test, and no integer division: both are slow on
+// software rasterisers.
+fn sample_field(lon: f32, lat: f32) -> vec2<f32> {
+    let n = i32(params.grid_n.x);
+    let m = i32(params.grid_n.y);
+    let nf = f32(n);
+    let mf = f32(m);
+
+    let r = (lat - params.grid.z) / params.grid.w;
+    var inside = r >= -0.5 && r <= mf - 0.5;
+    let rc = clamp(r, 0.0, mf - 1.0);
+    let r0 = min(i32(floor(rc)), m - 1);
+    let r1 = min(r0 + 1, m - 1);
+    let fr = rc - f32(r0);
+
+    var c0: i32;
+    var c1: i32;
+    var fc: f32;
+    var c = (lon - params.grid.x) / params.grid.y;
+    if (params.grid_n.z == 1u) {
+        // Into 0..n; rounding can land exactly on n, which is column 0 again.
+        c = c - floor(c / nf) * nf;
+        let cf = floor(c);
+        fc = c - cf;
+        c0 = min(i32(cf), n - 1);
+        c1 = select(c0 + 1, 0, c0 + 1 >= n);
+    } else {
+        // A regional grid: also try the longitude one turn west (grids given in -180..180).
+        if (c < -0.5 || c > nf - 0.5) {
+            c = (lon - 360.0 - params.grid.x) / params.grid.y;
+        }
+        inside = inside && c >= -0.5 && c <= nf - 0.5;
+        let cc = clamp(c, 0.0, nf - 1.0);
+        c0 = min(i32(floor(cc)), n - 1);
+        c1 = min(c0 + 1, n - 1);
+        fc = cc - f32(c0);
+    }
+
+    let v00 = cell(c0, r0);
+    let v10 = cell(c1, r0);
+    let v01 = cell(c0, r1);
+    let v11 = cell(c1, r1);
+    let bilinear = mix(mix(v00, v10, fc), mix(v01, v11, fc), fr);
+    let nearest = select(select(v00, v10, fc >= 0.5), select(v01, v11, fc >= 0.5), fr >= 0.5);
+    let any_missing = is_missing(v00) || is_missing(v10) || is_missing(v01) || is_missing(v11);
+    let v = select(bilinear, nearest, any_missing);
+    return vec2<f32>(v, select(0.0, 1.0, inside && !is_missing(v)));
+}
+
+fn inside(p: vec2<f32>, rect: vec4<f32>) -> bool {
+    return p.x >= rect.x && p.x < rect.x + rect.z && p.y >= rect.y && p.y < rect.y + rect.w;
+}
+
+@fragment
+fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
+    // pos.xy is the pixel centre, (x + 0.5, y + 0.5), y down.
+    let p = pos.xy;
+    var base = params.bg_rgba;
+    let mr = params.map_rect;
+    let br = params.bar_rect;
+    if (inside(p, mr)) {
+        let lon = (p.x - mr.x) / mr.z * 360.0;
+        let lat = 90.0 - (p.y - mr.y) / mr.w * 180.0;
+        let s = sample_field(lon, lat);
+        if (s.y > 0.5) {
+            base = lut((s.x - params.range.x) / (params.range.y - params.range.x));
+        } else {
+            base = params.nan_rgba;
+        }
+    } else if (inside(p, br)) {
+        base = lut((p.x - br.x) / br.z);
+    }
+    let ink = textureLoad(mask_tex, vec2<i32>(p), 0).r;
+    return mix(base, params.ink_rgba, ink);
+}
