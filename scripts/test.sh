@@ -38,6 +38,14 @@ if ! cmp -s tests/python/requirements.txt "$stamp" 2>/dev/null; then
     cp tests/python/requirements.txt "$stamp"
 fi
 
+# The S3 tests run against a real signature-checking server on 127.0.0.1.
+s3s_version=0.14.1
+tools=.ci/cache/tools
+if ! "$tools/bin/s3s-fs" --version 2>/dev/null | grep -q "$s3s_version"; then
+    echo "test.sh: building the S3 test server s3s-fs $s3s_version (a few minutes, once)"
+    cargo install --quiet s3s-fs --version "$s3s_version" --features binary --locked --root "$tools"
+fi
+
 cargo build -p isotach
 cargo test --workspace
 "$venv/bin/python" -m pytest tests/python -q

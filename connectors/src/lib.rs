@@ -9,20 +9,29 @@
 // zarrs takes index windows as arrays of ranges, one per dimension; a 1-D window is one range.
 #![allow(clippy::single_range_in_vec_init)]
 
+pub mod cf;
 mod error;
+mod netcdf;
+mod open;
+mod select;
 mod source;
+mod store;
 mod table;
 mod zarr_read;
 mod zarr_write;
 
 pub use error::{ConnectorError, Result};
-pub use source::{Source, TileRequest};
-pub use table::write_arrow_ipc;
+pub use netcdf::{ByteRanges, LocalFile, NetcdfFile, NetcdfSource};
+pub use open::{DatasetFormat, open_source};
+pub use select::SelectedSource;
+pub use source::{ReadOptions, Source, TileRequest, TileStream, read_tiles};
+pub use store::{ObjectRanges, OpenedStore, StoreLocation, StoreOptions, byte_ranges};
+pub use table::{write_arrow_ipc, write_parquet};
 pub use zarr_read::{ZarrSource, is_zarr_store};
 pub use zarr_write::{VariableLayout, ZarrVariableWriter, ZarrWriter};
 
-/// Resolves a store location to a local path: a plain path or `file://` URI. Object stores arrive
-/// with the S3/HTTP connectors; until then their schemes are refused by name.
+/// Resolves a location that must be on this machine (an output path, say): a plain path or a
+/// `file://` URI. Other schemes are refused by name.
 pub fn local_path(uri: &str) -> Result<std::path::PathBuf> {
     if let Some(rest) = uri.strip_prefix("file://") {
         return Ok(rest.into());
@@ -30,7 +39,7 @@ pub fn local_path(uri: &str) -> Result<std::path::PathBuf> {
     if let Some((scheme, _)) = uri.split_once("://") {
         return Err(ConnectorError::UnsupportedUri {
             uri: uri.to_owned(),
-            why: format!("scheme {scheme}:// is not supported yet (have: plain paths, file://)"),
+            why: format!("scheme {scheme}:// cannot be used here (have: plain paths, file://)"),
         });
     }
     Ok(uri.into())

@@ -1,28 +1,76 @@
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
 use isotach_core::{
-    CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow, TimeAxis,
-    VariableInfo,
+    Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow,
+    TimeAxis, VariableInfo,
 };
-use zarrs::array::{Array, ArrayError, data_type};
-use zarrs::filesystem::FilesystemStore;
+use serde_json::{Map, Value};
+use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheLruSizeLimit, ChunkCacheTypeDecoded};
+use zarrs::array::{Array, ArrayError, ArrayMetadata, CodecOptions, data_type};
 use zarrs::group::Group;
+use zarrs::metadata::v2::ArrayMetadataV2;
+use zarrs::metadata::v3::ArrayMetadataV3;
+use zarrs::storage::{ReadableStorageTraits, StoreKey};
 
-use crate::{ConnectorError, Result, Source, TileRequest, local_path};
+use crate::cf::{CfDecoding, RawValues};
+use crate::store::{OpenedStore, StoreOptions, explain};
+use crate::{ConnectorError, Result, Source, TileRequest};
 
-type Store = FilesystemStore;
+type Storage = dyn ReadableStorageTraits;
 
-/// A Zarr store on a local disk, read chunk by chunk through `zarrs`.
+/// A Zarr store (v2 or v3) read chunk by chunk through `zarrs`, from a local path, HTTP or an
+/// object store.
 ///
-/// The store follows xarray's conventions: coordinate arrays named after their dimension (`time`,
-/// `lat`/`latitude`, `lon`/`longitude`), dimension names from `dimension_names` (v3) or
-/// `_ARRAY_DIMENSIONS` (v2), CF `units` on the time coordinate.
+/// The store follows xarray's conventions: arrays at the root, coordinate arrays named after their
+/// dimension (`time`, `lat`/`latitude`, `lon`/`longitude`), dimension names from
+/// `dimension_names` (v3) or `_ARRAY_DIMENSIONS` (v2), CF attributes. Values are CF-decoded as
+/// xarray decodes them: fill and missing values become NaN, packed integers are unpacked.
+/// Consolidated metadata (`.zmetadata`, or `consolidated_metadata` in a v3 `zarr.json`) is used
+/// when present, and is required over HTTP, which cannot list keys.
 pub struct ZarrSource {
     uri: String,
     info: DatasetInfo,
-    arrays: HashMap<String, Array<Store>>,
+    arrays: HashMap<String, ZarrArray>,
+    _store: OpenedStore,
+}
+
+struct ZarrArray {
+    array: Arc<Array<Storage>>,
+    /// Decoded chunks that span several time steps: tiles are read one step at a time, and
+    /// without it a chunk of 24 steps would be decoded 24 times.
+    cache: Option<ChunkCacheLruSizeLimit<ChunkCacheTypeDecoded>>,
+    cf: CfDecoding,
+}
+
+/// Decoded chunks kept per array when chunks span several time steps: two layers of chunks
+/// across the whole grid, at most this many bytes.
+const CHUNK_CACHE_MAX_BYTES: u64 = 1 << 30;
+
+fn chunk_cache(
+    array: &Arc<Array<Storage>>,
+    dims: &[String],
+) -> Option<ChunkCacheLruSizeLimit<ChunkCacheTypeDecoded>> {
+    if dims.first().map(String::as_str) != Some("time") || array.dimensionality() < 2 {
+        return None;
+    }
+    let chunk = array.chunk_shape(&vec![0; array.dimensionality()]).ok()?;
+    if chunk[0].get() < 2 {
+        return None;
+    }
+    let grid = array.chunk_grid_shape();
+    let chunks_per_layer = grid[1..].iter().fold(1u64, |a, n| a.saturating_mul(*n));
+    let chunk_bytes = chunk.iter().fold(
+        array.data_type().fixed_size().unwrap_or(8) as u64,
+        |a, c| a.saturating_mul(c.get()),
+    );
+    let capacity = chunks_per_layer
+        .saturating_mul(chunk_bytes)
+        .saturating_mul(2)
+        .min(CHUNK_CACHE_MAX_BYTES);
+    Some(ChunkCacheLruSizeLimit::new(array.clone(), capacity))
 }
 
 impl std::fmt::Debug for ZarrSource {
@@ -34,38 +82,69 @@ impl std::fmt::Debug for ZarrSource {
 }
 
 impl ZarrSource {
-    /// Opens the store at `uri` (a path or `file://` URI) and reads its coordinates.
+    /// Opens the store at `uri` (path, `file://`, `http(s)://`, `s3://`, `gs://`, `az://`) with
+    /// settings from the environment, and reads its coordinates.
     pub fn open(uri: &str) -> Result<Self> {
-        let path = local_path(uri)?;
+        Self::open_with(uri, &StoreOptions::default())
+    }
+
+    /// Opens the store at `uri` with `options` layered over the environment.
+    pub fn open_with(uri: &str, options: &StoreOptions) -> Result<Self> {
+        let store = OpenedStore::open(uri, options)?;
         let open_err = |node: &str, message: String| ConnectorError::Open {
             uri: uri.to_owned(),
             node: node.to_owned(),
             message,
         };
-        if !path.is_dir() {
-            return Err(open_err(
-                "/",
-                format!("{} is not a directory", path.display()),
-            ));
-        }
-        let store = Arc::new(Store::new(&path).map_err(|e| open_err("/", e.to_string()))?);
-        let group = Group::open(store.clone(), "/").map_err(|e| open_err("/", e.to_string()))?;
-        let children = group
-            .child_arrays()
-            .map_err(|e| open_err("/", e.to_string()))?;
+        let (root_attributes, listed) = discover(&store)?;
 
         let mut arrays = HashMap::new();
         let mut dims_of = HashMap::new();
-        for array in children {
-            let name = array.path().as_str().trim_start_matches('/').to_owned();
+        for (name, metadata) in listed {
+            let declared = declared_codecs(&store, &name, metadata.as_ref());
+            let array = match metadata {
+                Some(metadata) => {
+                    Array::new_with_metadata(store.readable.clone(), &format!("/{name}"), metadata)
+                }
+                None => Array::open(store.readable.clone(), &format!("/{name}")),
+            }
+            .map_err(|e| {
+                open_err(
+                    &name,
+                    format!("{e} (codecs as stored: {declared}; readable: {READABLE_CODECS})"),
+                )
+            })?;
             let dims = dimension_names(&array).ok_or_else(|| ConnectorError::Metadata {
                 uri: uri.to_owned(),
                 array: name.clone(),
                 message: "has no dimension names (neither dimension_names nor _ARRAY_DIMENSIONS)"
                     .into(),
             })?;
+            if dims.len() != array.dimensionality() {
+                return Err(ConnectorError::Metadata {
+                    uri: uri.to_owned(),
+                    array: name,
+                    message: format!(
+                        "names {} dimensions {dims:?} for a {}-dimensional array",
+                        dims.len(),
+                        array.dimensionality()
+                    ),
+                });
+            }
+            check_sizes(&array).map_err(|message| ConnectorError::Metadata {
+                uri: uri.to_owned(),
+                array: name.clone(),
+                message,
+            })?;
+            let cf = cf_decoding(&array).map_err(|message| ConnectorError::Metadata {
+                uri: uri.to_owned(),
+                array: name.clone(),
+                message,
+            })?;
+            let array = Arc::new(array);
+            let cache = chunk_cache(&array, &dims);
             dims_of.insert(name.clone(), dims);
-            arrays.insert(name, array);
+            arrays.insert(name, ZarrArray { array, cache, cf });
         }
 
         let find_coord = |names: &[&str]| {
@@ -75,10 +154,18 @@ impl ZarrSource {
                 .map(|n| n.to_string())
         };
         let coord = |names: &[&str]| {
-            find_coord(names).ok_or_else(|| ConnectorError::Metadata {
-                uri: uri.to_owned(),
-                array: names[0].to_owned(),
-                message: format!("coordinate not found (looked for: {})", names.join(", ")),
+            find_coord(names).ok_or_else(|| {
+                let mut have: Vec<&str> = arrays.keys().map(String::as_str).collect();
+                have.sort_unstable();
+                ConnectorError::Metadata {
+                    uri: uri.to_owned(),
+                    array: names[0].to_owned(),
+                    message: format!(
+                        "coordinate not found (looked for: {}; arrays: {})",
+                        names.join(", "),
+                        have.join(", ")
+                    ),
+                }
             })
         };
         let time_name = coord(&["time"])?;
@@ -89,32 +176,25 @@ impl ZarrSource {
         let lat = read(&lat_name)?;
         let lon = read(&lon_name)?;
         let time_values = read(&time_name)?;
-        let time_units =
-            text_attr(&arrays[&time_name], "units").ok_or_else(|| ConnectorError::Metadata {
-                uri: uri.to_owned(),
-                array: time_name.clone(),
-                message: "has no CF units attribute (for example \"hours since 1900-01-01\")"
-                    .into(),
-            })?;
-        if let Some(calendar) = text_attr(&arrays[&time_name], "calendar")
-            && !matches!(
-                calendar.as_str(),
-                "standard" | "gregorian" | "proleptic_gregorian"
-            )
-        {
-            return Err(ConnectorError::Metadata {
-                uri: uri.to_owned(),
-                array: time_name,
-                message: format!(
-                    "calendar {calendar:?} is not supported yet (have: standard, gregorian, proleptic_gregorian)"
-                ),
-            });
-        }
-        let units = CfTimeUnits::parse(&time_units).map_err(|e| ConnectorError::Metadata {
+        let time_array = &arrays[&time_name].array;
+        let time_error = |message: String| ConnectorError::Metadata {
             uri: uri.to_owned(),
             array: time_name.clone(),
-            message: e.to_string(),
+            message,
+        };
+        let time_units = text_attr(time_array, "units").ok_or_else(|| {
+            time_error("has no CF units attribute (for example \"hours since 1900-01-01\")".into())
         })?;
+        let calendar = match text_attr(time_array, "calendar") {
+            Some(name) => Calendar::parse(&name).map_err(|e| time_error(e.to_string()))?,
+            None => Calendar::Standard,
+        };
+        let units = CfTimeUnits::parse(&time_units)
+            .map_err(|e| time_error(e.to_string()))?
+            .in_calendar(calendar);
+        if let Some(bad) = time_values.iter().find(|v| !v.is_finite()) {
+            return Err(time_error(format!("holds a non-finite time value {bad}")));
+        }
         let time = TimeAxis {
             times: time_values.iter().map(|v| units.instant(*v)).collect(),
         };
@@ -125,28 +205,54 @@ impl ZarrSource {
             d if d == time_name => "time".to_owned(),
             d => d.to_owned(),
         };
-        let mut variables: Vec<VariableInfo> = arrays
-            .iter()
-            .filter(|(name, _)| !dims_of[*name].iter().any(|d| d == *name))
-            .map(|(name, array)| VariableInfo {
-                name: name.clone(),
-                units: text_attr(array, "units").unwrap_or_default(),
-                long_name: text_attr(array, "long_name").unwrap_or_else(|| name.clone()),
-                dims: dims_of[name].iter().map(|d| canonical(d)).collect(),
-            })
-            .collect();
+        let describe = |name: &String, z: &ZarrArray| VariableInfo {
+            name: name.clone(),
+            units: text_attr(&z.array, "units").unwrap_or_default(),
+            long_name: text_attr(&z.array, "long_name").unwrap_or_else(|| name.clone()),
+            dims: dims_of[name].iter().map(|d| canonical(d)).collect(),
+            shape: z.array.shape().to_vec(),
+            chunks: z
+                .array
+                .chunk_shape(&vec![0; z.array.dimensionality()])
+                .map(|s| s.iter().map(|c| c.get()).collect())
+                .unwrap_or_default(),
+            dtype: z
+                .array
+                .data_type()
+                .to_string()
+                .split(" / ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            codecs: codec_names(&z.array),
+            attributes: z.array.attributes().clone(),
+        };
+        let is_coordinate = |name: &str| dims_of[name].iter().any(|d| d == name);
+        let mut variables: Vec<VariableInfo> = Vec::new();
+        let mut coordinates: Vec<VariableInfo> = Vec::new();
+        for (name, z) in &arrays {
+            if is_coordinate(name) {
+                coordinates.push(describe(name, z));
+            } else {
+                variables.push(describe(name, z));
+            }
+        }
         variables.sort_by(|a, b| a.name.cmp(&b.name));
+        coordinates.sort_by(|a, b| a.name.cmp(&b.name));
 
         let info = DatasetInfo {
             uri: uri.to_owned(),
             variables,
+            coordinates,
             time,
             grid: LatLonGrid { lat, lon },
+            attributes: root_attributes,
         };
         Ok(Self {
             uri: uri.to_owned(),
             info,
             arrays,
+            _store: store,
         })
     }
 
@@ -155,28 +261,29 @@ impl ZarrSource {
         &self.uri
     }
 
-    /// Reads a whole array as f64, whatever its numeric type (for coordinates and tests).
+    /// Reads a whole array, CF-decoded, as f64 (coordinates, tests).
     pub fn read_all(&self, name: &str) -> Result<Vec<f64>> {
         read_all_f64(&self.uri, name, self.array(name)?)
     }
 
-    /// Reads `variable` over an index window of every dimension, as f32.
-    pub fn read_subset(&self, variable: &str, ranges: &[std::ops::Range<u64>]) -> Result<Vec<f32>> {
-        let array = self.array(variable)?;
-        read_f32(&self.uri, variable, array, ranges)
+    /// Reads `variable` over an index window of every dimension, CF-decoded, as f32.
+    pub fn read_subset(&self, variable: &str, ranges: &[Range<u64>]) -> Result<Vec<f32>> {
+        let z = self.array(variable)?;
+        self.check_window(variable, z, ranges)?;
+        Ok(z.cf.decode_f32(read_raw(&self.uri, variable, z, ranges)?))
     }
 
     /// The shape of an array.
     pub fn shape(&self, name: &str) -> Result<Vec<u64>> {
-        Ok(self.array(name)?.shape().to_vec())
+        Ok(self.array(name)?.array.shape().to_vec())
     }
 
     /// A text attribute of an array.
     pub fn attribute(&self, name: &str, key: &str) -> Result<Option<String>> {
-        Ok(text_attr(self.array(name)?, key))
+        Ok(text_attr(&self.array(name)?.array, key))
     }
 
-    fn array(&self, name: &str) -> Result<&Array<Store>> {
+    fn array(&self, name: &str) -> Result<&ZarrArray> {
         self.arrays.get(name).ok_or_else(|| {
             let mut available: Vec<String> = self.arrays.keys().cloned().collect();
             available.sort();
@@ -188,19 +295,37 @@ impl ZarrSource {
         })
     }
 
-    fn surface_variable(&self, variable: &str) -> Result<&Array<Store>> {
-        let array = self.array(variable)?;
-        if array.dimensionality() != 3 {
+    fn check_window(&self, name: &str, z: &ZarrArray, ranges: &[Range<u64>]) -> Result<()> {
+        let shape = z.array.shape();
+        let fits = ranges.len() == shape.len()
+            && ranges
+                .iter()
+                .zip(shape)
+                .all(|(r, n)| r.start <= r.end && r.end <= *n);
+        if fits {
+            Ok(())
+        } else {
+            Err(ConnectorError::Metadata {
+                uri: self.uri.clone(),
+                array: name.to_owned(),
+                message: format!("window {ranges:?} does not fit the shape {shape:?}"),
+            })
+        }
+    }
+
+    fn surface_variable(&self, variable: &str) -> Result<&ZarrArray> {
+        let z = self.array(variable)?;
+        if z.array.dimensionality() != 3 {
             return Err(ConnectorError::Metadata {
                 uri: self.uri.clone(),
                 array: variable.to_owned(),
                 message: format!(
                     "has {} dimensions; tiles are read from (time, lat, lon) arrays",
-                    array.dimensionality()
+                    z.array.dimensionality()
                 ),
             });
         }
-        Ok(array)
+        Ok(z)
     }
 }
 
@@ -210,7 +335,7 @@ impl Source for ZarrSource {
     }
 
     fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
-        let array = self.surface_variable(variable)?;
+        let array = &self.surface_variable(variable)?.array;
         let grid = array.chunk_grid_shape().to_vec();
         let mut regions = Vec::new();
         for row in 0..grid[1] {
@@ -242,18 +367,27 @@ impl Source for ZarrSource {
     }
 
     fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile> {
-        let array = self.surface_variable(variable)?;
+        let z = self.surface_variable(variable)?;
         let w = request.window;
+        let end = |start: u64, len: u64| start.saturating_add(len);
         let ranges = [
-            request.step..request.step + 1,
-            w.row0 as u64..(w.row0 + w.rows) as u64,
-            w.col0 as u64..(w.col0 + w.cols) as u64,
+            request.step..end(request.step, 1),
+            w.row0 as u64..end(w.row0 as u64, w.rows as u64),
+            w.col0 as u64..end(w.col0 as u64, w.cols as u64),
         ];
-        let values = read_f32(&self.uri, variable, array, &ranges)?;
+        self.check_window(variable, z, &ranges)?;
+        if w.is_empty() {
+            return Err(ConnectorError::Metadata {
+                uri: self.uri.clone(),
+                array: variable.to_owned(),
+                message: format!("tile window {w:?} is empty"),
+            });
+        }
+        let values = z.cf.decode_f32(read_raw(&self.uri, variable, z, &ranges)?);
         let grid = &self.info.grid;
         Ok(Tile {
             variable: variable.to_owned(),
-            units: text_attr(array, "units").unwrap_or_default(),
+            units: text_attr(&z.array, "units").unwrap_or_default(),
             step: request.step,
             region: request.region,
             window: w,
@@ -264,7 +398,204 @@ impl Source for ZarrSource {
     }
 }
 
-fn dimension_names(array: &Array<Store>) -> Option<Vec<String>> {
+/// The root attributes and the arrays at the root: with their metadata when the store has
+/// consolidated metadata, by name only (opened one by one) when it must be listed.
+#[allow(clippy::type_complexity)]
+fn discover(
+    store: &OpenedStore,
+) -> Result<(Map<String, Value>, Vec<(String, Option<ArrayMetadata>)>)> {
+    let uri = store.uri.as_str();
+    let open_err = |node: &str, message: String| ConnectorError::Open {
+        uri: uri.to_owned(),
+        node: node.to_owned(),
+        message,
+    };
+    let get_json = |key: &str| -> Result<Option<Value>> {
+        let store_key = StoreKey::new(key).map_err(|e| open_err(key, e.to_string()))?;
+        match store.readable.get(&store_key) {
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| open_err(key, format!("is not valid JSON: {e}"))),
+            Err(e) => Err(open_err(key, explain(e.to_string()))),
+        }
+    };
+    let object = |value: &Value, key: &str| -> Result<Map<String, Value>> {
+        value
+            .as_object()
+            .cloned()
+            .ok_or_else(|| open_err(key, "is not a JSON object".into()))
+    };
+
+    let mut attributes = Map::new();
+    let mut consolidated: Option<Vec<(String, ArrayMetadata)>> = None;
+    if let Some(root) = get_json("zarr.json")? {
+        let root = object(&root, "zarr.json")?;
+        if root.get("node_type").and_then(Value::as_str) == Some("array") {
+            return Err(open_err(
+                "zarr.json",
+                "the root is an array, not a group of variables".into(),
+            ));
+        }
+        if let Some(Value::Object(attrs)) = root.get("attributes") {
+            attributes = attrs.clone();
+        }
+        if let Some(nodes) = root
+            .get("consolidated_metadata")
+            .and_then(|c| c.get("metadata"))
+            .and_then(Value::as_object)
+        {
+            let mut arrays = Vec::new();
+            for (name, node) in nodes {
+                if name.contains('/')
+                    || node.get("node_type").and_then(Value::as_str) != Some("array")
+                {
+                    continue;
+                }
+                let metadata: ArrayMetadataV3 = serde_json::from_value(node.clone())
+                    .map_err(|e| open_err(name, format!("consolidated metadata: {e}")))?;
+                arrays.push((name.clone(), ArrayMetadata::V3(metadata)));
+            }
+            consolidated = Some(arrays);
+        }
+    } else if get_json(".zgroup")?.is_some() {
+        if let Some(attrs) = get_json(".zattrs")? {
+            attributes = object(&attrs, ".zattrs")?;
+        }
+        if let Some(zmetadata) = get_json(".zmetadata")? {
+            let nodes = zmetadata
+                .get("metadata")
+                .and_then(Value::as_object)
+                .ok_or_else(|| open_err(".zmetadata", "has no \"metadata\" object".into()))?;
+            let mut arrays = Vec::new();
+            for (key, zarray) in nodes {
+                let Some(name) = key.strip_suffix("/.zarray") else {
+                    continue;
+                };
+                if name.contains('/') {
+                    continue;
+                }
+                let mut metadata: ArrayMetadataV2 = serde_json::from_value(zarray.clone())
+                    .map_err(|e| open_err(name, format!(".zmetadata: {e}")))?;
+                if let Some(Value::Object(attrs)) = nodes.get(&format!("{name}/.zattrs")) {
+                    metadata.attributes = attrs.clone();
+                }
+                arrays.push((name.to_owned(), ArrayMetadata::V2(metadata)));
+            }
+            consolidated = Some(arrays);
+        }
+    } else {
+        return Err(open_err(
+            "/",
+            "is not a Zarr store (neither zarr.json nor .zgroup at its root)".into(),
+        ));
+    }
+
+    if let Some(arrays) = consolidated {
+        return Ok((
+            attributes,
+            arrays.into_iter().map(|(n, m)| (n, Some(m))).collect(),
+        ));
+    }
+    let Some(listable) = &store.listable else {
+        return Err(open_err(
+            "/",
+            "has no consolidated metadata and its protocol cannot list keys; write it with \
+             consolidated metadata (xarray: to_zarr(..., consolidated=True))"
+                .into(),
+        ));
+    };
+    let group = Group::open(listable.clone(), "/").map_err(|e| open_err("/", e.to_string()))?;
+    let paths = group
+        .child_array_paths()
+        .map_err(|e| open_err("/", e.to_string()))?;
+    Ok((
+        attributes,
+        paths
+            .iter()
+            .map(|p| (p.as_str().trim_start_matches('/').to_owned(), None))
+            .collect(),
+    ))
+}
+
+/// The largest chunk (decoded) a store may declare: beyond it, metadata is corrupt or hostile.
+const MAX_CHUNK_BYTES: u64 = 4 << 30;
+
+/// Refuses shapes and chunk shapes whose sizes overflow or are absurd, before any read computes
+/// with them.
+fn check_sizes(array: &Array<Storage>) -> std::result::Result<(), String> {
+    let size = array.data_type().fixed_size().ok_or_else(|| {
+        format!(
+            "data type {} has no fixed size (have: numeric types)",
+            array.data_type()
+        )
+    })? as u64;
+    let bytes = |dims: &[u64]| dims.iter().try_fold(size, |a, n| a.checked_mul(*n));
+    let shape = array.shape();
+    if bytes(shape).is_none() {
+        return Err(format!("shape {shape:?} holds more than 2^64 bytes"));
+    }
+    let chunk = array
+        .chunk_shape(&vec![0; array.dimensionality()])
+        .map_err(|e| e.to_string())?;
+    let chunk: Vec<u64> = chunk.iter().map(|c| c.get()).collect();
+    match bytes(&chunk) {
+        Some(b) if b <= MAX_CHUNK_BYTES => {}
+        _ => {
+            return Err(format!(
+                "chunk shape {chunk:?} is larger than {} GiB decoded",
+                MAX_CHUNK_BYTES >> 30
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What this build decodes, for errors about codecs it does not.
+const READABLE_CODECS: &str = "bytes, blosc (lz4, lz4hc, zstd, blosclz, zlib; shuffle, \
+    bitshuffle), zstd, gzip, zlib, bz2, crc32c, sharding_indexed, transpose";
+
+/// The codecs (v3) or filters and compressor (v2) of an array exactly as its metadata declares
+/// them, configurations included, read from the raw JSON so that it works when zarrs refuses it.
+fn declared_codecs(store: &OpenedStore, name: &str, metadata: Option<&ArrayMetadata>) -> String {
+    let raw: Option<Value> = match metadata {
+        Some(m) => serde_json::to_value(m).ok(),
+        None => ["zarr.json", ".zarray"].iter().find_map(|file| {
+            let key = StoreKey::new(format!("{name}/{file}")).ok()?;
+            let bytes = store.readable.get(&key).ok()??;
+            serde_json::from_slice(&bytes).ok()
+        }),
+    };
+    let Some(raw) = raw else {
+        return "unknown".into();
+    };
+    let mut codecs: Vec<&Value> = Vec::new();
+    for key in ["filters", "codecs"] {
+        if let Some(Value::Array(list)) = raw.get(key) {
+            codecs.extend(list);
+        }
+    }
+    if let Some(compressor) = raw.get("compressor").filter(|c| !c.is_null()) {
+        codecs.push(compressor);
+    }
+    if codecs.is_empty() {
+        return "none".into();
+    }
+    codecs
+        .iter()
+        .map(|c| match (c.get("name"), c.get("id")) {
+            (Some(Value::String(n)), _) => match c.get("configuration") {
+                Some(config) => format!("{n} {config}"),
+                None => n.clone(),
+            },
+            (_, Some(Value::String(id))) => format!("{id} {c}"),
+            _ => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn dimension_names(array: &Array<Storage>) -> Option<Vec<String>> {
     if let Some(names) = array.dimension_names() {
         return names.iter().cloned().collect();
     }
@@ -272,7 +603,7 @@ fn dimension_names(array: &Array<Store>) -> Option<Vec<String>> {
     list.iter().map(|v| v.as_str().map(str::to_owned)).collect()
 }
 
-fn text_attr(array: &Array<Store>, key: &str) -> Option<String> {
+fn text_attr(array: &Array<Storage>, key: &str) -> Option<String> {
     array
         .attributes()
         .get(key)
@@ -280,102 +611,161 @@ fn text_attr(array: &Array<Store>, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The first chunk a failed subset read touched, to name it in the error.
-fn chunk_of(array: &Array<Store>, ranges: &[std::ops::Range<u64>]) -> Vec<u64> {
-    let starts: Vec<u64> = ranges.iter().map(|r| r.start).collect();
-    match array.chunk_shape(&vec![0; ranges.len()]) {
-        Ok(shape) => starts
-            .iter()
-            .zip(shape.iter())
-            .map(|(s, c)| s / c.get())
-            .collect(),
-        Err(_) => starts,
+/// The CF decoding of an array as xarray applies it: attributes, plus, for Zarr v2, the array's
+/// `fill_value` (xarray treats it as `_FillValue`; for v3 only the attribute counts).
+fn cf_decoding(array: &Array<Storage>) -> std::result::Result<CfDecoding, String> {
+    let size = array.data_type().fixed_size().unwrap_or(8);
+    let mut cf = CfDecoding::from_attributes(array.attributes(), size)?;
+    if let ArrayMetadata::V2(v2) = array.metadata()
+        && !array.attributes().contains_key("_FillValue")
+        && let Ok(fill) = serde_json::to_value(&v2.fill_value)
+    {
+        let mut map = Map::new();
+        map.insert("_FillValue".into(), fill);
+        for value in CfDecoding::from_attributes(&map, size)?.missing {
+            cf = cf.with_missing(value);
+        }
     }
+    Ok(cf)
+}
+
+/// The codecs (v3) or filters and compressor (v2), by name, as the metadata spells them.
+fn codec_names(array: &Array<Storage>) -> Vec<String> {
+    let describe = |codec: &Value| -> String {
+        let name = codec
+            .get("name")
+            .or_else(|| codec.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let config = codec.get("configuration").unwrap_or(codec);
+        match config.get("cname").and_then(Value::as_str) {
+            Some(cname) => format!("{name}({cname})"),
+            None => name,
+        }
+    };
+    match array.metadata() {
+        ArrayMetadata::V3(v3) => serde_json::to_value(&v3.codecs)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let inner = c
+                    .get("configuration")
+                    .and_then(|cfg| cfg.get("codecs"))
+                    .and_then(Value::as_array);
+                match inner {
+                    Some(inner) => format!(
+                        "{}[{}]",
+                        describe(c),
+                        inner.iter().map(describe).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => describe(c),
+                }
+            })
+            .collect(),
+        ArrayMetadata::V2(v2) => {
+            let mut names: Vec<String> = v2
+                .filters
+                .iter()
+                .flatten()
+                .filter_map(|f| serde_json::to_value(f).ok())
+                .map(|f| describe(&f))
+                .collect();
+            if let Some(compressor) = v2
+                .compressor
+                .as_ref()
+                .and_then(|c| serde_json::to_value(c).ok())
+            {
+                names.push(describe(&compressor));
+            }
+            names
+        }
+    }
+}
+
+/// The chunk a failed read stumbled on: each chunk the window touches is tried in turn (only on
+/// the error path), so the error names the culprit rather than the window's first chunk.
+fn chunk_of(array: &Array<Storage>, ranges: &[Range<u64>]) -> Vec<u64> {
+    let first: Vec<u64> = ranges.iter().map(|r| r.start).collect();
+    let Ok(shape) = array.chunk_shape(&vec![0; ranges.len()]) else {
+        return first;
+    };
+    let per_dim: Vec<Range<u64>> = ranges
+        .iter()
+        .zip(shape.iter())
+        .map(|(r, c)| r.start / c.get()..r.end.max(r.start + 1).div_ceil(c.get()))
+        .collect();
+    let first_chunk: Vec<u64> = per_dim.iter().map(|r| r.start).collect();
+    let mut index = first_chunk.clone();
+    'chunks: for _ in 0..4096 {
+        if array
+            .retrieve_chunk::<zarrs::array::ArrayBytes<'static>>(&index)
+            .is_err()
+        {
+            return index;
+        }
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < per_dim[d].end {
+                continue 'chunks;
+            }
+            index[d] = per_dim[d].start;
+        }
+        break;
+    }
+    first_chunk
 }
 
 fn chunk_error(
     uri: &str,
     name: &str,
-    array: &Array<Store>,
-    ranges: &[std::ops::Range<u64>],
+    array: &Array<Storage>,
+    ranges: &[Range<u64>],
     e: ArrayError,
 ) -> ConnectorError {
     ConnectorError::Chunk {
         uri: uri.to_owned(),
         array: name.to_owned(),
         chunk: chunk_of(array, ranges),
-        message: e.to_string(),
+        message: explain(e.to_string()),
     }
 }
 
-fn read_f32(
-    uri: &str,
-    name: &str,
-    array: &Array<Store>,
-    ranges: &[std::ops::Range<u64>],
-) -> Result<Vec<f32>> {
-    let subset = ranges.to_vec();
-    let dt = array.data_type();
-    if *dt == data_type::float32() {
-        array
-            .retrieve_array_subset::<Vec<f32>>(&subset)
-            .map_err(|e| chunk_error(uri, name, array, ranges, e))
-    } else {
-        Ok(read_f64(uri, name, array, ranges)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect())
-    }
-}
-
-fn read_f64(
-    uri: &str,
-    name: &str,
-    array: &Array<Store>,
-    ranges: &[std::ops::Range<u64>],
-) -> Result<Vec<f64>> {
+/// Reads a window as stored, whatever the numeric type.
+fn read_raw(uri: &str, name: &str, z: &ZarrArray, ranges: &[Range<u64>]) -> Result<RawValues> {
+    let array = z.array.as_ref();
     let subset = ranges.to_vec();
     let err = |e| chunk_error(uri, name, array, ranges, e);
     let dt = array.data_type();
-    if *dt == data_type::float64() {
-        array
-            .retrieve_array_subset::<Vec<f64>>(&subset)
-            .map_err(err)
-    } else if *dt == data_type::float32() {
-        Ok(array
-            .retrieve_array_subset::<Vec<f32>>(&subset)
-            .map_err(err)?
-            .into_iter()
-            .map(f64::from)
-            .collect())
-    } else if *dt == data_type::int64() {
-        Ok(array
-            .retrieve_array_subset::<Vec<i64>>(&subset)
-            .map_err(err)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect())
-    } else if *dt == data_type::int32() {
-        Ok(array
-            .retrieve_array_subset::<Vec<i32>>(&subset)
-            .map_err(err)?
-            .into_iter()
-            .map(f64::from)
-            .collect())
-    } else {
-        Err(ConnectorError::Metadata {
-            uri: uri.to_owned(),
-            array: name.to_owned(),
-            message: format!(
-                "data type {dt:?} is not numeric (have: float32, float64, int32, int64)"
-            ),
-        })
+    macro_rules! read_as {
+        ($($ty:ident => $variant:ident),*) => {
+            $(if *dt == data_type::$ty() {
+                let values = match &z.cache {
+                    Some(cache) => cache.retrieve_array_subset(&subset, &CodecOptions::default()),
+                    None => array.retrieve_array_subset(&subset),
+                };
+                return values.map(RawValues::$variant).map_err(err);
+            })*
+        };
     }
+    read_as!(
+        float32 => F32, float64 => F64, int8 => I8, uint8 => U8, int16 => I16, uint16 => U16,
+        int32 => I32, uint32 => U32, int64 => I64, uint64 => U64
+    );
+    Err(ConnectorError::Metadata {
+        uri: uri.to_owned(),
+        array: name.to_owned(),
+        message: format!(
+            "data type {dt} is not numeric (have: float32, float64, int8-64, uint8-64)"
+        ),
+    })
 }
 
-fn read_all_f64(uri: &str, name: &str, array: &Array<Store>) -> Result<Vec<f64>> {
-    let ranges: Vec<_> = array.shape().iter().map(|n| 0..*n).collect();
-    read_f64(uri, name, array, &ranges)
+fn read_all_f64(uri: &str, name: &str, z: &ZarrArray) -> Result<Vec<f64>> {
+    let ranges: Vec<_> = z.array.shape().iter().map(|n| 0..*n).collect();
+    Ok(z.cf.decode_f64(&read_raw(uri, name, z, &ranges)?))
 }
 
 /// True when `path` holds a Zarr hierarchy (v2 or v3 root metadata).

@@ -6,7 +6,9 @@ use serde_json::{Map, Value, json};
 use zarrs::array::codec::{BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode};
 use zarrs::array::{Array, ArrayBuilder, data_type};
 use zarrs::filesystem::FilesystemStore;
-use zarrs::group::GroupBuilder;
+use zarrs::group::{Group, GroupBuilder};
+use zarrs::metadata_ext::group::consolidated_metadata::ConsolidatedMetadata;
+use zarrs::node::Node;
 
 use crate::{ConnectorError, Result};
 
@@ -109,7 +111,7 @@ impl ZarrWriter {
             .collect();
         let mut attributes = Map::new();
         attributes.insert("units".into(), json!(units.to_string()));
-        attributes.insert("calendar".into(), json!("proleptic_gregorian"));
+        attributes.insert("calendar".into(), json!(units.calendar.name()));
         attributes.insert("standard_name".into(), json!("time"));
         attributes.insert("long_name".into(), json!("time"));
         attributes.insert("axis".into(), json!("T"));
@@ -166,6 +168,22 @@ impl ZarrWriter {
             store_path: self.path.clone(),
             array,
         })
+    }
+
+    /// Writes every array's metadata into the root `zarr.json` (`consolidated_metadata`), so the
+    /// store opens with one read and over HTTP, which cannot list keys. Call it last.
+    pub fn consolidate(&self) -> Result<()> {
+        let node = Node::open(&self.store, "/").map_err(|e| self.err("zarr.json", e))?;
+        let metadata = node
+            .consolidate_metadata()
+            .ok_or_else(|| self.err("zarr.json", "the root is not a group"))?;
+        let mut group =
+            Group::open(self.store.clone(), "/").map_err(|e| self.err("zarr.json", e))?;
+        group.set_consolidated_metadata(Some(ConsolidatedMetadata {
+            metadata,
+            ..Default::default()
+        }));
+        group.store_metadata().map_err(|e| self.err("zarr.json", e))
     }
 
     fn err(&self, node: &str, e: impl std::fmt::Display) -> ConnectorError {

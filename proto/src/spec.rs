@@ -9,7 +9,8 @@
 //! what the sender wrote.
 
 use isotach_core::{
-    Colormap, FramesSink, LayerSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, TimeRange,
+    Colormap, FramesSink, LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec,
+    TimeRange,
 };
 
 use crate::v1;
@@ -108,6 +109,12 @@ impl From<&SourceSpec> for v1::SourceSpec {
                 start: Some(to_timestamp(range.start)),
                 end: Some(to_timestamp(range.end)),
             }),
+            region: source.region.map(|r| v1::RegionBox {
+                south: r.lat[0],
+                north: r.lat[1],
+                west: r.lon[0],
+                east: r.lon[1],
+            }),
         }
     }
 }
@@ -201,6 +208,10 @@ fn source_from_wire(source: v1::SourceSpec) -> Result<SourceSpec, ConversionErro
         uri: source.uri,
         variables: source.variables,
         time,
+        region: source.region.map(|r| RegionBox {
+            lat: [r.south, r.north],
+            lon: [r.west, r.east],
+        }),
     })
 }
 

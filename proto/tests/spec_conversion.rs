@@ -2,7 +2,8 @@
 //! and every conversion error.
 
 use isotach_core::{
-    Colormap, FramesSink, LayerSpec, PipelineSpec, SinkSpec, SourceSpec, StepSpec, TimeRange,
+    Colormap, FramesSink, LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec,
+    TimeRange,
 };
 use isotach_proto::prost_types::Timestamp;
 use isotach_proto::{ConversionError, v1};
@@ -15,6 +16,10 @@ fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
             uri: "s3://bucket/era5.zarr".to_owned(),
             variables: vec!["ivt_u".to_owned(), "ivt_v".to_owned(), "tcwv".to_owned()],
             time,
+            region: Some(RegionBox {
+                lat: [20.0, 60.0],
+                lon: [170.0, -110.0],
+            }),
         },
         steps: vec![
             StepSpec::Magnitude {

@@ -87,3 +87,5 @@ layers = [{{ variable = "ivt", range = [0, 1000] }}]
     mean = ivt.weighted(weights).mean(dim=("lat", "lon")).values
     # Isotach integrates exact cell areas (clipped at the poles); cos(lat) weights differ by < 0.5%.
     np.testing.assert_allclose(df["mean"], mean, rtol=5e-3)
+    parquet = pd.read_parquet(tmp_path / "frames" / "ivt_stats.parquet")
+    pd.testing.assert_frame_equal(parquet, df)

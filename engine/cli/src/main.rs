@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use isotach_connectors::{Source, ZarrSource};
+use isotach_connectors::StoreOptions;
 
 mod demo;
 mod run;
@@ -123,7 +123,7 @@ pub(crate) fn prepare_output(path: &Path, force: bool) -> Result<()> {
 }
 
 fn inspect(uri: &str) -> Result<()> {
-    let source = ZarrSource::open(uri)?;
+    let source = isotach_connectors::open_source(uri, &StoreOptions::default(), None)?;
     let info = source.describe();
     let (nlat, nlon) = info.grid.shape();
     println!("store   {}", info.uri);
@@ -143,17 +143,22 @@ fn inspect(uri: &str) -> Result<()> {
     };
     println!("lat     {nlat} ({})", span(&info.grid.lat));
     println!("lon     {nlon} ({})", span(&info.grid.lon));
-    println!("variables:");
-    for v in &info.variables {
-        let shape = source.shape(&v.name)?;
+    let print = |v: &isotach_core::VariableInfo| {
         println!(
-            "  {:<8} ({}) {:?} [{}] {}",
+            "  {:<8} ({}) {:?} chunks {:?} {} [{}] {} [{}]",
             v.name,
             v.dims.join(", "),
-            shape,
+            v.shape,
+            v.chunks,
+            v.dtype,
+            v.codecs.join(", "),
+            v.long_name,
             v.units,
-            v.long_name
         );
-    }
+    };
+    println!("coordinates:");
+    info.coordinates.iter().for_each(print);
+    println!("variables:");
+    info.variables.iter().for_each(print);
     Ok(())
 }

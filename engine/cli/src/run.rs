@@ -1,8 +1,7 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use isotach_connectors::{Source, ZarrSource, write_arrow_ipc};
+use isotach_connectors::{StoreOptions, open_source, write_arrow_ipc, write_parquet};
 use isotach_core::{Field, FramesSink, PipelineSpec, SinkSpec};
 use isotach_engine::{RunConfig, RunReport, run_pipeline, stats_table};
 use isotach_viz::{Canvas, Renderer, ScalarStyle};
@@ -63,7 +62,11 @@ pub(crate) fn print_outcome(spec: &PipelineSpec, outcome: &Outcome) {
 /// Validates `spec` against its store, runs it, renders every completed field, and writes the
 /// statistics table next to the frames.
 pub(crate) fn execute(spec: &PipelineSpec, workers: usize) -> Result<Outcome> {
-    let source = Arc::new(ZarrSource::open(&spec.source.uri)?);
+    let source = open_source(
+        &spec.source.uri,
+        &StoreOptions::default(),
+        spec.source.region,
+    )?;
     let pipeline = spec.validate(source.describe())?;
     let frames_sinks: Vec<FramesSink> = spec
         .sinks
@@ -124,10 +127,10 @@ pub(crate) fn execute(spec: &PipelineSpec, workers: usize) -> Result<Outcome> {
     if let Some(variable) = &report.stats_variable {
         let table = stats_table(variable, &report.stats_units, &report.stats)?;
         for sink in spec.sinks.iter().map(|SinkSpec::Frames(f)| f) {
-            write_arrow_ipc(
-                &Path::new(&sink.path).join(format!("{variable}_stats.arrow")),
-                std::slice::from_ref(&table),
-            )?;
+            let folder = Path::new(&sink.path);
+            let tables = std::slice::from_ref(&table);
+            write_arrow_ipc(&folder.join(format!("{variable}_stats.arrow")), tables)?;
+            write_parquet(&folder.join(format!("{variable}_stats.parquet")), tables)?;
         }
     }
     Ok(Outcome {

@@ -19,13 +19,13 @@ mod time;
 pub use colormap::Colormap;
 pub use error::{Result, SpecError};
 pub use field::Field;
-pub use grid::LatLonGrid;
+pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
-    DatasetInfo, FramesSink, LayerSpec, MAX_CANVAS_PIXELS, PipelineSpec, SinkSpec, SourceSpec,
-    StepSpec, TimeRange, ValidatedPipeline, VariableInfo,
+    DatasetInfo, FramesSink, LayerSpec, MAX_CANVAS_PIXELS, PipelineSpec, RegionBox, SinkSpec,
+    SourceSpec, StepSpec, TimeRange, ValidatedPipeline, VariableInfo,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
-pub use time::{CfTimeUnits, TimeAxis};
+pub use time::{Calendar, CfTimeUnits, TimeAxis};
 
 /// Standard gravity (m s-2), as used by ECMWF for vertically integrated quantities.
 pub const GRAVITY: f64 = 9.80665;

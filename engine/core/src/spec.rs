@@ -57,6 +57,20 @@ pub struct SourceSpec {
     /// Time window, inclusive at both ends; default: every step of the store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeRange>,
+    /// Latitude/longitude box; default: the whole grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionBox>,
+}
+
+/// A box by coordinate values: `lat = [south, north]`, `lon = [west, east]` in degrees
+/// (-180..180 or 0..360; `west > east` crosses the dateline).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionBox {
+    /// `[south, north]`, degrees north.
+    pub lat: [f64; 2],
+    /// `[west, east]`, degrees east.
+    pub lon: [f64; 2],
 }
 
 /// An inclusive time window.
@@ -148,21 +162,25 @@ fn default_colormap() -> Colormap {
     Colormap::Viridis
 }
 
-/// What a source holds, as far as validation needs to know.
+/// What a source holds: variables, coordinates, grid, time axis, attributes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetInfo {
     /// The store, as the user named it.
     pub uri: String,
     /// Every data variable (coordinates excluded).
     pub variables: Vec<VariableInfo>,
+    /// The coordinate variables (`time`, `lat`, `lon`, `level`, ...).
+    pub coordinates: Vec<VariableInfo>,
     /// The time coordinate.
     pub time: TimeAxis,
     /// The horizontal grid.
     pub grid: LatLonGrid,
+    /// Global attributes.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One variable of a dataset.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct VariableInfo {
     /// Name in the store.
     pub name: String,
@@ -170,8 +188,18 @@ pub struct VariableInfo {
     pub units: String,
     /// `long_name` attribute (the name when absent).
     pub long_name: String,
-    /// Dimension names, outermost first.
+    /// Dimension names, outermost first (`lat`, `lon` and `time` under those canonical names).
     pub dims: Vec<String>,
+    /// Length of each dimension.
+    pub shape: Vec<u64>,
+    /// Chunk (or block) shape, one entry per dimension.
+    pub chunks: Vec<u64>,
+    /// Stored data type (`float32`, `int16`, ...).
+    pub dtype: String,
+    /// Codecs or compressor, in order, as the store names them.
+    pub codecs: Vec<String>,
+    /// Every attribute, as stored (CF encoding attributes included).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A spec checked against its dataset: everything the planner needs, already resolved.
@@ -246,6 +274,9 @@ impl PipelineSpec {
             None => 0..dataset.time.len(),
             Some(range) => select_time(range, dataset)?,
         };
+        if let Some(region) = self.source.region {
+            dataset.grid.select(region.lat, region.lon)?;
+        }
 
         for (i, step) in self.steps.iter().enumerate() {
             let place = "source variables and earlier step outputs".to_owned();

@@ -1,4 +1,4 @@
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::SpecError;
@@ -43,25 +43,95 @@ impl TimeAxis {
     }
 }
 
-/// CF time units such as `hours since 1900-01-01 00:00:00` (standard calendar).
+/// A CF calendar. Dates of every supported calendar are real Gregorian dates (a `noleap` year
+/// simply never has 29 February), so instants convert to UTC without loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Calendar {
+    /// `standard`, `gregorian` and `proleptic_gregorian` (identical after 1582).
+    #[default]
+    Standard,
+    /// `noleap` / `365_day`: every year has 365 days.
+    NoLeap,
+}
+
+impl Calendar {
+    /// The calendar named by a CF `calendar` attribute.
+    ///
+    /// ```
+    /// use isotach_core::Calendar;
+    /// assert_eq!(Calendar::parse("365_day").unwrap(), Calendar::NoLeap);
+    /// assert!(Calendar::parse("360_day").unwrap_err().to_string().contains("360_day"));
+    /// ```
+    pub fn parse(name: &str) -> Result<Self, SpecError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "standard" | "gregorian" | "proleptic_gregorian" => Ok(Self::Standard),
+            "noleap" | "365_day" => Ok(Self::NoLeap),
+            other => Err(SpecError::invalid(
+                "time.calendar",
+                format!(
+                    "calendar {other:?} is not supported (have: standard, gregorian, \
+                     proleptic_gregorian, noleap, 365_day)"
+                ),
+            )),
+        }
+    }
+
+    /// The CF name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "proleptic_gregorian",
+            Self::NoLeap => "noleap",
+        }
+    }
+}
+
+const NOLEAP_MONTH_STARTS: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+
+/// Seconds since year 0 on a 365-day calendar, for a Gregorian date (29 February counts as 1 March).
+fn noleap_seconds(t: NaiveDateTime) -> i64 {
+    let (month0, day0) = if t.month() == 2 && t.day() == 29 {
+        (2, 0)
+    } else {
+        (t.month0() as i64, t.day0() as i64)
+    };
+    let days = t.year() as i64 * 365 + NOLEAP_MONTH_STARTS[month0 as usize] + day0;
+    days * 86_400 + t.num_seconds_from_midnight() as i64
+}
+
+fn from_noleap_seconds(seconds: i64) -> DateTime<Utc> {
+    let days = seconds.div_euclid(86_400);
+    let in_day = seconds.rem_euclid(86_400);
+    let year = days.div_euclid(365);
+    let day_of_year = days.rem_euclid(365);
+    let month0 = NOLEAP_MONTH_STARTS.partition_point(|start| *start <= day_of_year) - 1;
+    let day = day_of_year - NOLEAP_MONTH_STARTS[month0] + 1;
+    let date = NaiveDate::from_ymd_opt(year as i32, month0 as u32 + 1, day as u32)
+        .unwrap_or(NaiveDate::MIN);
+    (date.and_time(chrono::NaiveTime::MIN) + Duration::seconds(in_day)).and_utc()
+}
+
+/// CF time units such as `hours since 1900-01-01 00:00:00`, in a [`Calendar`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CfTimeUnits {
     /// Seconds in one unit.
     pub unit_seconds: i64,
     /// The reference instant.
     pub epoch: DateTime<Utc>,
+    /// The calendar the offsets count in.
+    pub calendar: Calendar,
 }
 
 impl CfTimeUnits {
-    /// Hours since `epoch`.
+    /// Hours since `epoch`, standard calendar.
     pub fn hours_since(epoch: DateTime<Utc>) -> Self {
         Self {
             unit_seconds: 3600,
             epoch,
+            calendar: Calendar::Standard,
         }
     }
 
-    /// Parses `"<unit> since <date>[ <time>]"`.
+    /// Parses `"<unit> since <date>[ <time>]"` in the standard calendar.
     ///
     /// ```
     /// let units = isotach_core::CfTimeUnits::parse("hours since 1900-01-01 00:00:00").unwrap();
@@ -74,9 +144,9 @@ impl CfTimeUnits {
             .split_once(" since ")
             .ok_or_else(|| bad("expected \"<unit> since <date>\""))?;
         let unit_seconds = match unit.trim().to_ascii_lowercase().as_str() {
-            "seconds" | "second" | "s" => 1,
-            "minutes" | "minute" | "min" => 60,
-            "hours" | "hour" | "h" => 3600,
+            "seconds" | "second" | "s" | "sec" | "secs" => 1,
+            "minutes" | "minute" | "min" | "mins" => 60,
+            "hours" | "hour" | "h" | "hr" | "hrs" => 3600,
             "days" | "day" | "d" => 86_400,
             other => {
                 return Err(bad(&format!(
@@ -88,6 +158,8 @@ impl CfTimeUnits {
             .trim()
             .trim_end_matches('Z')
             .trim_end_matches(" UTC")
+            .trim_end_matches("+00:00")
+            .trim()
             .replace('T', " ");
         let epoch = NaiveDateTime::parse_from_str(&reference, "%Y-%m-%d %H:%M:%S%.f")
             .or_else(|_| NaiveDateTime::parse_from_str(&reference, "%Y-%m-%d %H:%M"))
@@ -99,18 +171,46 @@ impl CfTimeUnits {
         Ok(Self {
             unit_seconds,
             epoch: epoch.and_utc(),
+            calendar: Calendar::Standard,
         })
     }
 
+    /// The same units counted in `calendar`.
+    pub fn in_calendar(self, calendar: Calendar) -> Self {
+        Self { calendar, ..self }
+    }
+
     /// The instant `value` units after the epoch.
+    ///
+    /// ```
+    /// use isotach_core::{Calendar, CfTimeUnits};
+    /// let units = CfTimeUnits::parse("days since 2001-02-28").unwrap().in_calendar(Calendar::NoLeap);
+    /// assert_eq!(units.instant(366.0).to_rfc3339(), "2002-03-01T00:00:00+00:00");
+    /// ```
     pub fn instant(&self, value: f64) -> DateTime<Utc> {
-        self.epoch
-            + Duration::milliseconds((value * self.unit_seconds as f64 * 1000.0).round() as i64)
+        let offset_ms = (value * self.unit_seconds as f64 * 1000.0).round() as i64;
+        match self.calendar {
+            Calendar::Standard => self.epoch + Duration::milliseconds(offset_ms),
+            Calendar::NoLeap => {
+                let start = noleap_seconds(self.epoch.naive_utc());
+                let whole = offset_ms.div_euclid(1000);
+                from_noleap_seconds(start + whole)
+                    + Duration::milliseconds(offset_ms.rem_euclid(1000))
+            }
+        }
     }
 
     /// The number of units from the epoch to `instant`.
     pub fn value(&self, instant: DateTime<Utc>) -> f64 {
-        (instant - self.epoch).num_milliseconds() as f64 / (self.unit_seconds as f64 * 1000.0)
+        let ms = match self.calendar {
+            Calendar::Standard => (instant - self.epoch).num_milliseconds(),
+            Calendar::NoLeap => {
+                (noleap_seconds(instant.naive_utc()) - noleap_seconds(self.epoch.naive_utc()))
+                    * 1000
+                    + instant.timestamp_subsec_millis() as i64
+            }
+        };
+        ms as f64 / (self.unit_seconds as f64 * 1000.0)
     }
 }
 
@@ -145,6 +245,25 @@ mod tests {
         let err = CfTimeUnits::parse("fortnights since 1900-01-01").unwrap_err();
         assert!(err.to_string().contains("fortnights"), "{err}");
         assert!(CfTimeUnits::parse("hours after 1900").is_err());
+    }
+
+    #[test]
+    fn noleap_skips_february_29_and_round_trips() {
+        let units = CfTimeUnits::parse("hours since 1999-12-31 00:00:00")
+            .expect("valid units")
+            .in_calendar(Calendar::NoLeap);
+        // 2000 is a Gregorian leap year; in noleap, day 60 after 1999-12-31 is 1 March.
+        let t = units.instant(60.0 * 24.0);
+        assert_eq!(t.to_rfc3339(), "2000-03-01T00:00:00+00:00");
+        assert_eq!(units.value(t), 1440.0);
+        let before_epoch = units.instant(-36.5);
+        assert_eq!(before_epoch.to_rfc3339(), "1999-12-29T11:30:00+00:00");
+        assert_eq!(units.value(before_epoch), -36.5);
+        let standard = units.in_calendar(Calendar::Standard);
+        assert_eq!(
+            standard.instant(60.0 * 24.0).to_rfc3339(),
+            "2000-02-29T00:00:00+00:00"
+        );
     }
 
     #[test]

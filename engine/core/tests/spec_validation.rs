@@ -9,6 +9,7 @@ fn dataset() -> DatasetInfo {
         units: units.into(),
         long_name: name.into(),
         dims: dims.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
     };
     let start: DateTime<Utc> = "2017-01-01T00:00:00Z".parse().expect("date");
     DatasetInfo {
@@ -21,6 +22,8 @@ fn dataset() -> DatasetInfo {
         ],
         time: TimeAxis::regular(start, 6, 8),
         grid: LatLonGrid::regular(10.0),
+        coordinates: Vec::new(),
+        attributes: Default::default(),
     }
 }
 
@@ -157,8 +160,26 @@ fn schema_errors_name_the_field_and_line() {
         e.contains("unknown variant `magnitud`") && e.contains("magnitude"),
         "{e}"
     );
+    let e = error(&GOOD.replace("[source]", "[source]\nregoin = 3"));
+    assert!(e.contains("unknown field `regoin`"), "{e}");
     let e = error(&GOOD.replace("[source]", "[source]\nregion = 3"));
-    assert!(e.contains("unknown field `region`"), "{e}");
+    assert!(e.contains("region") && e.contains("invalid type"), "{e}");
+    let e = error(&GOOD.replace(
+        "[source]",
+        "[source]\nregion = { lat = [60.0, 20.0], lon = [0.0, 10.0] }",
+    ));
+    assert!(
+        e.contains("source.region.lat") && e.contains("[60.0, 20.0]"),
+        "{e}"
+    );
+    let e = error(&GOOD.replace(
+        "[source]",
+        "[source]\nregion = { lat = [20.0, 60.0], lon = [1.0, 2.0] }",
+    ));
+    assert!(
+        e.contains("source.region.lon") && e.contains("no grid column"),
+        "{e}"
+    );
     let e = error(&GOOD.replace("range = [0, 1000]", r#"colormap = "jet""#));
     assert!(e.contains("unknown variant `jet`"), "{e}");
 }

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use differential_dataflow::AsCollection;
-use isotach_connectors::{Source, TileRequest};
+use isotach_connectors::{ReadOptions, Source, TileRequest};
 use isotach_core::{Field, SinkSpec, StepSpec, ValidatedPipeline};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -24,6 +24,8 @@ pub struct RunConfig {
     /// Steps admitted into the dataflow before the oldest has completed (default 4): bounds
     /// memory whatever the length of the time range.
     pub max_steps_in_flight: u64,
+    /// How each worker reads its tiles (concurrency and read-ahead memory).
+    pub read: ReadOptions,
 }
 
 impl Default for RunConfig {
@@ -31,6 +33,7 @@ impl Default for RunConfig {
         Self {
             workers: 2,
             max_steps_in_flight: 4,
+            read: ReadOptions::default(),
         }
     }
 }
@@ -128,7 +131,7 @@ pub fn run_pipeline(
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<TileRequest>>>::new();
         let probe = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let mut bundles = input.to_stream(scope).read_tiles(source.clone(), read_variables.clone(), errors.clone());
+            let mut bundles = input.to_stream(scope).read_tiles(source.clone(), read_variables.clone(), config.read, errors.clone());
             for op in ops.iter() {
                 bundles = match op {
                     StepSpec::Magnitude { inputs, output } => bundles.magnitude(inputs.clone(), output.clone(), errors.clone()),

@@ -43,6 +43,7 @@ fn run(source: &Arc<ZarrSource>, spec: &PipelineSpec, workers: usize) -> (RunRep
     let config = RunConfig {
         workers,
         max_steps_in_flight: 2,
+        ..RunConfig::default()
     };
     let report = run_pipeline(&pipeline, source.clone(), config, tx).expect("run");
     let mut fields = collector.join().expect("collector");

@@ -361,6 +361,7 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     })?;
+    writer.consolidate()?;
     tracing::info!(path = %path.display(), steps = config.steps, nlat, nlon, events = events.len(), "synthetic atmosphere written");
     Ok(SynthSummary {
         shape: [config.steps, nlat, nlon],

@@ -1,0 +1,185 @@
+//! A box of a source chosen by coordinate values, seen as a source of its own: the engine plans
+//! and assembles on the selected grid, and every read maps back to the store's indices (two
+//! column runs when the box crosses the seam of the stored longitudes).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use isotach_core::{DatasetInfo, GridSelection, RegionKey, Tile, TileValues, TileWindow};
+
+use crate::{ConnectorError, Result, Source, TileRequest};
+
+/// The part of `inner` inside a latitude/longitude box.
+pub struct SelectedSource {
+    inner: Arc<dyn Source>,
+    selection: GridSelection,
+    info: DatasetInfo,
+}
+
+impl std::fmt::Debug for SelectedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelectedSource")
+            .field("uri", &self.info.uri)
+            .field("rows", &self.selection.rows)
+            .field("columns", &self.selection.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SelectedSource {
+    /// Selects `lat = [south, north]`, `lon = [west, east]` of `inner` (see
+    /// [`isotach_core::LatLonGrid::select`]).
+    pub fn new(inner: Arc<dyn Source>, lat: [f64; 2], lon: [f64; 2]) -> Result<Self> {
+        let described = inner.describe();
+        let selection = described
+            .grid
+            .select(lat, lon)
+            .map_err(|e| ConnectorError::Metadata {
+                uri: described.uri.clone(),
+                array: "lat/lon".into(),
+                message: e.to_string(),
+            })?;
+        let mut info = described.clone();
+        info.grid = selection.grid.clone();
+        for variable in &mut info.variables {
+            if let [.., rows, cols] = variable.shape.as_mut_slice()
+                && variable
+                    .dims
+                    .ends_with(&["lat".to_owned(), "lon".to_owned()])
+            {
+                *rows = selection.grid.lat.len() as u64;
+                *cols = selection.grid.lon.len() as u64;
+            }
+        }
+        Ok(Self {
+            inner,
+            selection,
+            info,
+        })
+    }
+
+    /// Where each column run starts in the selected grid.
+    fn run_offsets(&self) -> Vec<usize> {
+        let mut offset = 0;
+        self.selection
+            .columns
+            .iter()
+            .map(|run| {
+                let here = offset;
+                offset += run.len();
+                here
+            })
+            .collect()
+    }
+}
+
+impl Source for SelectedSource {
+    fn describe(&self) -> &DatasetInfo {
+        &self.info
+    }
+
+    fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
+        let rows = &self.selection.rows;
+        let offsets = self.run_offsets();
+        let mut windows = Vec::new();
+        for (_, w) in self.inner.regions(variable)? {
+            let r0 = w.row0.max(rows.start);
+            let r1 = (w.row0 + w.rows).min(rows.end);
+            if r0 >= r1 {
+                continue;
+            }
+            for (run, offset) in self.selection.columns.iter().zip(&offsets) {
+                let c0 = w.col0.max(run.start);
+                let c1 = (w.col0 + w.cols).min(run.end);
+                if c0 < c1 {
+                    windows.push(TileWindow {
+                        row0: r0 - rows.start,
+                        rows: r1 - r0,
+                        col0: offset + (c0 - run.start),
+                        cols: c1 - c0,
+                    });
+                }
+            }
+        }
+        // Keys are block indices on the selected grid, so they stay unique when one stored
+        // chunk is cut in two by the seam.
+        let row_starts: Vec<usize> = windows
+            .iter()
+            .map(|w| w.row0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let col_starts: Vec<usize> = windows
+            .iter()
+            .map(|w| w.col0)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut regions: Vec<(RegionKey, TileWindow)> = windows
+            .into_iter()
+            .map(|w| {
+                let key = RegionKey {
+                    row: row_starts.partition_point(|s| *s < w.row0) as u32,
+                    col: col_starts.partition_point(|s| *s < w.col0) as u32,
+                };
+                (key, w)
+            })
+            .collect();
+        regions.sort_by_key(|(key, _)| *key);
+        Ok(regions)
+    }
+
+    fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile> {
+        let w = request.window;
+        let grid = &self.info.grid;
+        let (nrows, ncols) = grid.shape();
+        if w.is_empty() || w.row0 + w.rows > nrows || w.col0 + w.cols > ncols {
+            return Err(ConnectorError::Metadata {
+                uri: self.info.uri.clone(),
+                array: variable.to_owned(),
+                message: format!("window {w:?} is outside the selected {nrows}×{ncols} grid"),
+            });
+        }
+        let offsets = self.run_offsets();
+        let mut values = vec![f32::NAN; w.len()];
+        let mut units = String::new();
+        for (run, offset) in self.selection.columns.iter().zip(&offsets) {
+            let c0 = w.col0.max(*offset);
+            let c1 = (w.col0 + w.cols).min(offset + run.len());
+            if c0 >= c1 {
+                continue;
+            }
+            let piece = TileWindow {
+                row0: w.row0 + self.selection.rows.start,
+                rows: w.rows,
+                col0: run.start + (c0 - offset),
+                cols: c1 - c0,
+            };
+            let tile = self.inner.read_tile(
+                variable,
+                &TileRequest {
+                    step: request.step,
+                    region: request.region,
+                    window: piece,
+                },
+            )?;
+            units = tile.units;
+            let src = tile.values.as_slice();
+            for r in 0..w.rows {
+                let dst = r * w.cols + (c0 - w.col0);
+                values[dst..dst + piece.cols]
+                    .copy_from_slice(&src[r * piece.cols..(r + 1) * piece.cols]);
+            }
+        }
+        Ok(Tile {
+            variable: variable.to_owned(),
+            units,
+            step: request.step,
+            region: request.region,
+            window: w,
+            lat_bounds: [grid.lat[w.row0], grid.lat[w.row0 + w.rows - 1]],
+            lon_bounds: [grid.lon[w.col0], grid.lon[w.col0 + w.cols - 1]],
+            values: TileValues::from_vec(values),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Shared by the connector tests: the Python environment that writes interop fixtures with the
+//! scientists' own tools (zarr-python, xarray, netCDF4), built by `scripts/test.sh`.
+#![allow(dead_code)]
+
+pub mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use isotach_connectors::{VariableLayout, ZarrWriter};
+use isotach_core::{CfTimeUnits, TimeAxis};
+use serde_json::{Map, json};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("connectors/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// The interpreter of the test environment: `$ISOTACH_PYTHON`, else `.venv/bin/python`. Missing,
+/// the test fails saying how to build it; interop tests never skip.
+pub fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("ISOTACH_PYTHON") {
+        return path.into();
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run ./scripts/test.sh once (it builds the Python environment of the \
+         interop tests), or set ISOTACH_PYTHON",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs a script under `scripts/interop/` with arguments, failing the test with its stderr.
+pub fn run_script(script: &str, args: &[&std::ffi::OsStr]) {
+    let path = workspace_root().join("scripts/interop").join(script);
+    let output = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", python().display()));
+    assert!(
+        output.status.success(),
+        "{} failed ({}):\n{}",
+        path.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A small CF store written by Isotach: 3 steps of a 19 × 36 field in 3 × 4 chunks, with NaNs; consolidated or not.
+pub fn write_store(path: &Path, consolidated: bool) {
+    let writer = ZarrWriter::create(path, Map::new()).expect("create store");
+    let lat: Vec<f64> = (0..19).map(|i| 90.0 - 10.0 * i as f64).collect();
+    let lon: Vec<f64> = (0..36).map(|j| 10.0 * j as f64).collect();
+    writer
+        .write_coordinate("lat", &lat, json_map(json!({"units": "degrees_north"})))
+        .expect("lat");
+    writer
+        .write_coordinate("lon", &lon, json_map(json!({"units": "degrees_east"})))
+        .expect("lon");
+    let start: DateTime<Utc> = "2017-02-05T00:00:00Z".parse().expect("date");
+    let epoch: DateTime<Utc> = "1900-01-01T00:00:00Z".parse().expect("date");
+    writer
+        .write_time(
+            &TimeAxis::regular(start, 6, 3),
+            CfTimeUnits::hours_since(epoch),
+            Map::new(),
+        )
+        .expect("time");
+    let layout = VariableLayout {
+        dims: vec!["time".into(), "lat".into(), "lon".into()],
+        shape: vec![3, 19, 36],
+        chunks: vec![1, 7, 10],
+    };
+    let variable = writer
+        .create_variable("ivt", &layout, json_map(json!({"units": "kg m-1 s-1"})))
+        .expect("variable");
+    for step in 0..3u64 {
+        let values: Vec<f32> = (0..19 * 36)
+            .map(|k| match k % 97 {
+                0 => f32::NAN,
+                _ => (k as f32 * 0.37 + step as f32 * 11.0).sin() * 400.0 + 500.0,
+            })
+            .collect();
+        variable.write_step(step, &values).expect("write step");
+    }
+    if consolidated {
+        writer.consolidate().expect("consolidate");
+    }
+}
+
+pub fn json_map(value: serde_json::Value) -> Map<String, serde_json::Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+pub fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
