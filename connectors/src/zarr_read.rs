@@ -9,7 +9,7 @@ use isotach_core::{
 };
 use serde_json::{Map, Value};
 use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheLruSizeLimit, ChunkCacheTypeDecoded};
-use zarrs::array::{Array, ArrayError, ArrayMetadata, CodecOptions, data_type};
+use zarrs::array::{Array, ArrayError, ArrayMetadata, ArrayShardedExt, CodecOptions, data_type};
 use zarrs::group::Group;
 use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::metadata::v3::ArrayMetadataV3;
@@ -56,10 +56,11 @@ fn chunk_cache(
     if dims.first().map(String::as_str) != Some("time") || array.dimensionality() < 2 {
         return None;
     }
-    let chunk = array.chunk_shape(&vec![0; array.dimensionality()]).ok()?;
-    if chunk[0].get() < 2 {
+    let block = read_block_shape(array).ok()?;
+    if block[0] < 2 {
         return None;
     }
+    let chunk = array.chunk_shape(&vec![0; array.dimensionality()]).ok()?;
     let grid = array.chunk_grid_shape();
     let chunks_per_layer = grid[1..].iter().fold(1u64, |a, n| a.saturating_mul(*n));
     let chunk_bytes = chunk.iter().fold(
@@ -336,23 +337,22 @@ impl Source for ZarrSource {
 
     fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
         let array = &self.surface_variable(variable)?.array;
-        let grid = array.chunk_grid_shape().to_vec();
+        let block = read_block_shape(array).map_err(|message| ConnectorError::Metadata {
+            uri: self.uri.clone(),
+            array: variable.to_owned(),
+            message,
+        })?;
+        let shape = array.shape();
+        let (rows, cols) = (shape[1], shape[2]);
         let mut regions = Vec::new();
-        for row in 0..grid[1] {
-            for col in 0..grid[2] {
-                let subset = array.chunk_subset_bounded(&[0, row, col]).map_err(|e| {
-                    ConnectorError::Metadata {
-                        uri: self.uri.clone(),
-                        array: variable.to_owned(),
-                        message: e.to_string(),
-                    }
-                })?;
-                let (start, shape) = (subset.start(), subset.shape());
+        for row in 0..rows.div_ceil(block[1]) {
+            for col in 0..cols.div_ceil(block[2]) {
+                let (row0, col0) = (row * block[1], col * block[2]);
                 let window = TileWindow {
-                    row0: start[1] as usize,
-                    rows: shape[1] as usize,
-                    col0: start[2] as usize,
-                    cols: shape[2] as usize,
+                    row0: row0 as usize,
+                    rows: block[1].min(rows - row0) as usize,
+                    col0: col0 as usize,
+                    cols: block[2].min(cols - col0) as usize,
                 };
                 regions.push((
                     RegionKey {
@@ -516,6 +516,19 @@ fn discover(
             .map(|p| (p.as_str().trim_start_matches('/').to_owned(), None))
             .collect(),
     ))
+}
+
+/// The unit a tile is cut from: the inner chunk of a sharded array (read without decoding the
+/// whole shard), else the chunk.
+fn read_block_shape(array: &Array<Storage>) -> std::result::Result<Vec<u64>, String> {
+    let shape = match array.subchunk_shape() {
+        Some(inner) => inner.to_vec(),
+        None => array
+            .chunk_shape(&vec![0; array.dimensionality()])
+            .map_err(|e| e.to_string())?
+            .to_vec(),
+    };
+    Ok(shape.iter().map(|n| n.get()).collect())
 }
 
 /// The largest chunk (decoded) a store may declare: beyond it, metadata is corrupt or hostile.
