@@ -53,10 +53,37 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut writer = ArrowWriter::try_new(file, first.schema(), Some(properties))
+    let schema = millisecond_times(first)
+        .map_err(|e| err(e.to_string()))?
+        .schema();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))
         .map_err(|e| err(e.to_string()))?;
     for batch in batches {
-        writer.write(batch).map_err(|e| err(e.to_string()))?;
+        writer
+            .write(&millisecond_times(batch).map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
     }
     writer.close().map(|_| ()).map_err(|e| err(e.to_string()))
+}
+
+/// Parquet has no second-resolution timestamp: pandas would read such a column as plain int64.
+/// Second timestamps become millisecond ones, same instants.
+fn millisecond_times(
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let DataType::Timestamp(TimeUnit::Second, tz) = field.data_type() {
+            let target = DataType::Timestamp(TimeUnit::Millisecond, tz.clone());
+            columns.push(arrow::compute::cast(column, &target)?);
+            fields.push(Field::new(field.name(), target, field.is_nullable()));
+        } else {
+            columns.push(column.clone());
+            fields.push(field.as_ref().clone());
+        }
+    }
+    let schema = Schema::new_with_metadata(fields, batch.schema().metadata().clone());
+    RecordBatch::try_new(std::sync::Arc::new(schema), columns)
 }
