@@ -56,8 +56,8 @@ pub fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<()> {
     let schema = millisecond_times(first)
         .map_err(|e| err(e.to_string()))?
         .schema();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))
-        .map_err(|e| err(e.to_string()))?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema, Some(properties)).map_err(|e| err(e.to_string()))?;
     for batch in batches {
         writer
             .write(&millisecond_times(batch).map_err(|e| err(e.to_string()))?)
