@@ -61,10 +61,6 @@ impl RawValues {
         }
     }
 
-    fn is_float(&self) -> bool {
-        matches!(self, Self::F32(_) | Self::F64(_))
-    }
-
     /// Every value as f64, reinterpreting signed integers as unsigned when `unsigned` is set.
     fn to_f64(&self, unsigned: bool) -> Vec<f64> {
         match self {
@@ -211,14 +207,6 @@ impl CfDecoding {
             }
         }
     }
-}
-
-/// Decodes raw values with a stored-kind check: floats keep NaN, integers become f64.
-pub fn decode(raw: &RawValues, cf: &CfDecoding) -> Vec<f64> {
-    if raw.is_float() && cf.is_identity_for(true) {
-        return raw.to_f64(false);
-    }
-    cf.decode_f64(raw)
 }
 
 fn same(a: f64, b: f64) -> bool {

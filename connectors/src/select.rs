@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use isotach_core::{DatasetInfo, GridSelection, RegionKey, Tile, TileValues, TileWindow};
+use isotach_core::{DatasetInfo, GridSelection, RegionKey, Tile, TileWindow};
 
 use crate::{ConnectorError, Result, Source, TileRequest};
 
@@ -171,15 +171,12 @@ impl Source for SelectedSource {
                     .copy_from_slice(&src[r * piece.cols..(r + 1) * piece.cols]);
             }
         }
-        Ok(Tile {
-            variable: variable.to_owned(),
+        Ok(Tile::on_grid(
+            variable,
             units,
-            step: request.step,
-            region: request.region,
-            window: w,
-            lat_bounds: [grid.lat[w.row0], grid.lat[w.row0 + w.rows - 1]],
-            lon_bounds: [grid.lon[w.col0], grid.lon[w.col0 + w.cols - 1]],
-            values: TileValues::from_vec(values),
-        })
+            (request.step, request.region, w),
+            grid,
+            values,
+        ))
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use isotach_core::{
-    Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow,
-    TimeAxis, VariableInfo,
+    Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileWindow, TimeAxis,
+    VariableInfo,
 };
 use serde_json::{Map, Value};
 use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheLruSizeLimit, ChunkCacheTypeDecoded};
@@ -385,16 +385,13 @@ impl Source for ZarrSource {
         }
         let values = z.cf.decode_f32(read_raw(&self.uri, variable, z, &ranges)?);
         let grid = &self.info.grid;
-        Ok(Tile {
-            variable: variable.to_owned(),
-            units: text_attr(&z.array, "units").unwrap_or_default(),
-            step: request.step,
-            region: request.region,
-            window: w,
-            lat_bounds: [grid.lat[w.row0], grid.lat[w.row0 + w.rows - 1]],
-            lon_bounds: [grid.lon[w.col0], grid.lon[w.col0 + w.cols - 1]],
-            values: TileValues::from_vec(values),
-        })
+        Ok(Tile::on_grid(
+            variable,
+            text_attr(&z.array, "units").unwrap_or_default(),
+            (request.step, request.region, w),
+            grid,
+            values,
+        ))
     }
 }
 

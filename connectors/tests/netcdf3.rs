@@ -572,23 +572,6 @@ fn names_that_are_not_utf8_are_replaced() {
     assert_eq!(raw, isotach_connectors::cf::RawValues::I16(vec![1, -2]));
 }
 
-/// SplitMix64: deterministic, no crates.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn mutated_headers_never_panic() {
     let mut outcomes = [0usize; 2];
@@ -601,7 +584,7 @@ fn mutated_headers_never_panic() {
             .map(|v| v.begin as usize)
             .min()
             .expect("variables");
-        let mut rng = SplitMix(0x15_07AC);
+        let mut rng = support::SplitMix64(0x15_07AC);
         for case in 0..2000 {
             let mut bytes = original.clone();
             match rng.below(4) {

@@ -98,27 +98,6 @@ fn tile_request(
     }
 }
 
-/// Deterministic garbage: SplitMix64 (Steele, Lea, Flood 2014).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 fn assert_names_chunk(error: &str, store: &Path, array: &str, chunk: &str) {
     let store = store.display().to_string();
     assert!(
@@ -131,7 +110,7 @@ fn assert_names_chunk(error: &str, store: &Path, array: &str, chunk: &str) {
 fn corrupt_chunks_are_errors_naming_store_array_and_chunk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = writer_store(&dir.path().join("corrupt.zarr"));
-    let mut rng = SplitMix64(7);
+    let mut rng = support::SplitMix64(7);
     // Chunk [0, 1, 0] (step 0, rows 8..16, columns 0..10): garbage. Chunk [2, 0, 3]: cut in half.
     std::fs::write(path.join("t2m/c/0/1/0"), rng.bytes(200)).expect("write garbage");
     let cut = path.join("t2m/c/2/0/3");
@@ -189,7 +168,7 @@ fn corrupt_chunks_in_stores_from_zarr_python_name_the_chunk() {
             "v2_zstd,v3_zstd_crc32c,v2_blosc_lz4_shuffle".as_ref(),
         ],
     );
-    let mut rng = SplitMix64(11);
+    let mut rng = support::SplitMix64(11);
     for (store, key) in [
         ("v2_zstd", "t2m/1.0.1"),
         ("v2_blosc_lz4_shuffle", "t2m/1.0.1"),
@@ -507,7 +486,7 @@ fn replacements() -> Vec<Value> {
 }
 
 /// At most `cap` items of `items`, chosen by `rng`, in their original order.
-fn sample<T>(items: Vec<T>, cap: usize, rng: &mut SplitMix64) -> Vec<T> {
+fn sample<T>(items: Vec<T>, cap: usize, rng: &mut support::SplitMix64) -> Vec<T> {
     if items.len() <= cap {
         return items;
     }
@@ -529,7 +508,7 @@ fn sample<T>(items: Vec<T>, cap: usize, rng: &mut SplitMix64) -> Vec<T> {
 
 /// The mutants of every metadata file of every store, in a fixed order.
 fn mutants(stores: &[PathBuf]) -> Vec<Mutant> {
-    let mut rng = SplitMix64(FUZZ_SEED);
+    let mut rng = support::SplitMix64(FUZZ_SEED);
     let replacements = replacements();
     let mut out = Vec::new();
     for store in stores {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::header::{self, Dimension, Format, NcType, Variable};
 use super::{ByteRanges, LocalFile};
-use crate::cf::{self, CfDecoding, RawValues};
+use crate::cf::{CfDecoding, RawValues};
 use crate::{ConnectorError, Result};
 
 /// Pieces of a hyperslab separated by at most this many bytes are fetched in one read (the gap is
@@ -385,7 +385,7 @@ impl NetcdfFile {
     /// [`Self::read`] and [`Self::cf_decoding`].
     pub fn read_decoded(&self, name: &str, start: &[u64], count: &[u64]) -> Result<Vec<f64>> {
         let decoding = self.cf_decoding(name)?;
-        Ok(cf::decode(&self.read(name, start, count)?, &decoding))
+        Ok(decoding.decode_f64(&self.read(name, start, count)?))
     }
 
     fn index(&self, name: &str) -> Result<usize> {

@@ -1,8 +1,8 @@
 //! [`NetcdfSource`]: a CF-annotated NetCDF-3 file as a [`Source`] of tiles.
 
 use isotach_core::{
-    Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileValues, TileWindow,
-    TimeAxis, VariableInfo,
+    Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileWindow, TimeAxis,
+    VariableInfo,
 };
 use serde_json::{Map, Value};
 
@@ -292,15 +292,12 @@ impl Source for NetcdfSource {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        Ok(Tile {
-            variable: variable.to_owned(),
+        Ok(Tile::on_grid(
+            variable,
             units,
-            step: request.step,
-            region: request.region,
-            window: w,
-            lat_bounds: [grid.lat[w.row0], grid.lat[w.row0 + w.rows - 1]],
-            lon_bounds: [grid.lon[w.col0], grid.lon[w.col0 + w.cols - 1]],
-            values: TileValues::from_vec(values),
-        })
+            (request.step, request.region, w),
+            grid,
+            values,
+        ))
     }
 }

@@ -70,6 +70,31 @@ pub struct Tile {
     pub values: TileValues,
 }
 
+impl Tile {
+    /// A tile of `grid` over `window`, its bounds taken from the grid's coordinates. The window
+    /// must be non-empty and inside the grid (sources check it before reading).
+    pub fn on_grid(
+        variable: &str,
+        units: String,
+        (step, region, window): (u64, RegionKey, TileWindow),
+        grid: &crate::LatLonGrid,
+        values: Vec<f32>,
+    ) -> Self {
+        let last_row = window.row0 + window.rows.max(1) - 1;
+        let last_col = window.col0 + window.cols.max(1) - 1;
+        Self {
+            variable: variable.to_owned(),
+            units,
+            step,
+            region,
+            window,
+            lat_bounds: [grid.lat[window.row0], grid.lat[last_row]],
+            lon_bounds: [grid.lon[window.col0], grid.lon[last_col]],
+            values: TileValues::from_vec(values),
+        }
+    }
+}
+
 /// The values of a tile: an Arrow array that crosses process boundaries as raw little-endian f32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TileValues(pub Float32Array);
