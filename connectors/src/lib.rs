@@ -18,6 +18,7 @@ mod source;
 mod store;
 mod table;
 mod zarr_read;
+mod zarr_sink;
 mod zarr_write;
 
 pub use error::{ConnectorError, Result};
@@ -26,8 +27,9 @@ pub use open::{DatasetFormat, open_source};
 pub use select::SelectedSource;
 pub use source::{ReadOptions, Source, TileRequest, TileStream, read_tiles};
 pub use store::{ObjectRanges, OpenedStore, StoreLocation, StoreOptions, byte_ranges};
-pub use table::{write_arrow_ipc, write_parquet};
+pub use table::{write_arrow_ipc, write_parquet, write_table};
 pub use zarr_read::{ZarrSource, is_zarr_store};
+pub use zarr_sink::{FieldStoreLayout, ZarrFieldSink};
 pub use zarr_write::{VariableLayout, ZarrVariableWriter, ZarrWriter};
 
 /// Resolves a location that must be on this machine (an output path, say): a plain path or a

@@ -87,3 +87,12 @@ fn millisecond_times(
     let schema = Schema::new_with_metadata(fields, batch.schema().metadata().clone());
     RecordBatch::try_new(std::sync::Arc::new(schema), columns)
 }
+
+/// Writes `batches` as Arrow IPC when `path` ends in `.arrow`, as Parquet otherwise.
+pub fn write_table(path: &Path, batches: &[RecordBatch]) -> Result<()> {
+    if path.extension().is_some_and(|e| e == "arrow") {
+        write_arrow_ipc(path, batches)
+    } else {
+        write_parquet(path, batches)
+    }
+}

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isotach_core::{CfTimeUnits, TimeAxis};
+use isotach_core::{CfTimeUnits, LatLonGrid, TimeAxis};
 use serde_json::{Map, Value, json};
 use zarrs::array::codec::{BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode};
 use zarrs::array::{Array, ArrayBuilder, data_type};
@@ -72,6 +72,62 @@ impl ZarrWriter {
             path: path.to_owned(),
             store,
         })
+    }
+
+    /// Opens a store that [`ZarrWriter::create`] made, to write more steps into its variables (another
+    /// process of a cluster run writes its share of the steps this way).
+    pub fn open(path: &Path) -> Result<Self> {
+        let store = Arc::new(
+            FilesystemStore::new(path).map_err(|e| ConnectorError::Write {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        );
+        Ok(Self {
+            path: path.to_owned(),
+            store,
+        })
+    }
+
+    /// A writer for variable `name`, declared earlier by [`ZarrWriter::create_variable`].
+    pub fn open_variable(&self, name: &str) -> Result<ZarrVariableWriter> {
+        let array =
+            Array::open(self.store.clone(), &format!("/{name}")).map_err(|e| self.err(name, e))?;
+        Ok(ZarrVariableWriter {
+            name: name.to_owned(),
+            store_path: self.path.clone(),
+            array,
+        })
+    }
+
+    /// Writes the `lat` and `lon` coordinates of `grid` with their CF attributes.
+    pub fn write_lat_lon(&self, grid: &LatLonGrid) -> Result<()> {
+        let attrs = |pairs: [(&str, &str); 4]| -> Map<String, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect()
+        };
+        self.write_coordinate(
+            "lat",
+            &grid.lat,
+            attrs([
+                ("units", "degrees_north"),
+                ("standard_name", "latitude"),
+                ("long_name", "latitude"),
+                ("axis", "Y"),
+            ]),
+        )?;
+        self.write_coordinate(
+            "lon",
+            &grid.lon,
+            attrs([
+                ("units", "degrees_east"),
+                ("standard_name", "longitude"),
+                ("long_name", "longitude"),
+                ("axis", "X"),
+            ]),
+        )
     }
 
     /// Writes a 1-D float64 coordinate named after its own dimension.
@@ -183,7 +239,19 @@ impl ZarrWriter {
             metadata,
             ..Default::default()
         }));
-        group.store_metadata().map_err(|e| self.err("zarr.json", e))
+        group.store_metadata().map_err(|e| self.err("zarr.json", e))?;
+        self.sort_root_metadata()
+    }
+
+    /// Rewrites the root `zarr.json` with its keys in sorted order: zarrs keeps consolidated
+    /// metadata in a hash map, and the same store must be the same bytes on every run.
+    fn sort_root_metadata(&self) -> Result<()> {
+        let path = self.path.join("zarr.json");
+        let text = std::fs::read(&path).map_err(|e| self.err("zarr.json", e))?;
+        let value: Value = serde_json::from_slice(&text).map_err(|e| self.err("zarr.json", e))?;
+        let sorted = sort_keys(value);
+        let text = serde_json::to_vec_pretty(&sorted).map_err(|e| self.err("zarr.json", e))?;
+        std::fs::write(&path, text).map_err(|e| self.err("zarr.json", e))
     }
 
     fn err(&self, node: &str, e: impl std::fmt::Display) -> ConnectorError {
@@ -191,6 +259,18 @@ impl ZarrWriter {
             path: format!("{}/{node}", self.path.display()),
             message: e.to_string(),
         }
+    }
+}
+
+fn sort_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
     }
 }
 

@@ -2,11 +2,11 @@
 //! and every conversion error.
 
 use isotach_core::{
-    Colormap, FramesSink, LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec,
-    TimeRange,
+    ArCriterionSpec, CatalogSink, ClimatologyPeriod, Colormap, FramesSink, LayerSpec, PipelineSpec,
+    RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
 };
-use isotach_proto::prost_types::Timestamp;
-use isotach_proto::{ConversionError, v1};
+use isotach_proto::prost_types::{FileDescriptorSet, Timestamp};
+use isotach_proto::{ConversionError, FILE_DESCRIPTOR_SET, v1};
 use prost::Message;
 
 fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
@@ -78,7 +78,7 @@ fn wire_spec() -> v1::PipelineSpec {
 fn frames_mut(msg: &mut v1::PipelineSpec, i: usize) -> &mut v1::sink::Frames {
     match msg.sinks[i].kind.as_mut() {
         Some(v1::sink::Kind::Frames(frames)) => frames,
-        None => panic!("sink {i} has no kind"),
+        other => panic!("sink {i} is not a frames sink: {other:?}"),
     }
 }
 
@@ -232,7 +232,9 @@ fn unset_sizes_and_colormap_take_the_toml_defaults() {
     frames.height_px = None;
     frames.layers[0].colormap.clear();
     let spec = PipelineSpec::try_from(msg).expect("converts");
-    let SinkSpec::Frames(frames) = &spec.sinks[0];
+    let SinkSpec::Frames(frames) = &spec.sinks[0] else {
+        panic!("frames sink")
+    };
     assert_eq!((frames.width_px, frames.height_px), (1280, 720));
     assert_eq!(frames.layers[0].colormap, Colormap::Viridis);
 }
@@ -248,7 +250,9 @@ fn values_for_the_validator_pass_through_unchanged() {
     frames.layers[0].range = Some(v1::ValueRange { lo: 5.0, hi: -5.0 });
     let spec = PipelineSpec::try_from(msg).expect("converts");
     assert_eq!(spec.name, "not a valid name!");
-    let SinkSpec::Frames(frames) = &spec.sinks[0];
+    let SinkSpec::Frames(frames) = &spec.sinks[0] else {
+        panic!("frames sink")
+    };
     assert_eq!(frames.width_px, 0);
     assert_eq!(frames.layers[0].range, Some([5.0, -5.0]));
 }
@@ -322,7 +326,8 @@ fn step_without_op_is_refused() {
     let err = PipelineSpec::try_from(msg).expect_err("no op");
     assert_eq!(
         err.to_string(),
-        "steps[1].op is not set; set one of: magnitude"
+        "steps[1].op is not set; set one of: magnitude, expr, units, coarsen, regrid, anomaly, \
+         normalize, rolling, threshold, objects"
     );
 }
 
@@ -333,7 +338,7 @@ fn sink_without_kind_is_refused() {
     let err = PipelineSpec::try_from(msg).expect_err("no kind");
     assert_eq!(
         err.to_string(),
-        "sinks[0].kind is not set; set one of: frames"
+        "sinks[0].kind is not set; set one of: frames, zarr, catalog"
     );
 }
 
@@ -393,4 +398,912 @@ fn bad_timestamps_are_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("0001-01-01T00:00:00Z"), "{err}");
+}
+
+// ---- every op and every sink kind ----
+
+/// A TOML spec using every op and every sink kind, with every optional field set to a value other
+/// than its default.
+const EVERY_OP_TOML: &str = r#"
+name = "every-op"
+
+[source]
+uri = "data/era5.zarr"
+variables = ["ivt_u", "ivt_v", "t2m", "sp"]
+time = { start = "2017-02-05T00:00:00Z", end = "2017-02-12T18:00:00Z" }
+region = { lat = [20.0, 60.0], lon = [170.0, -110.0] }
+
+[[step]]
+op = "magnitude"
+inputs = ["ivt_u", "ivt_v"]
+output = "ivt"
+
+[[step]]
+op = "expr"
+expr = "where(ivt > 250, ivt, 0)"
+output = "ivt_strong"
+units = "kg m-1 s-1"
+
+[[step]]
+op = "units"
+input = "t2m"
+output = "t2m_c"
+to = "degC"
+
+[[step]]
+op = "coarsen"
+input = "ivt"
+output = "ivt_coarse"
+factor = [2, 3]
+
+[[step]]
+op = "regrid"
+input = "sp"
+output = "sp_1deg"
+resolution_deg = 1.25
+
+[[step]]
+op = "anomaly"
+input = "t2m"
+output = "t2m_anom"
+by = "day_of_year"
+
+[[step]]
+op = "normalize"
+input = "t2m"
+output = "t2m_z"
+mean = 288.5
+std = 12.25
+
+[[step]]
+op = "normalize"
+input = "sp"
+output = "sp_z"
+
+[[step]]
+op = "rolling"
+input = "ivt"
+output = "ivt_mean4"
+window = 4
+
+[[step]]
+op = "threshold"
+input = "ivt"
+output = "ivt_over"
+value = 250.0
+
+[[step]]
+op = "threshold"
+input = "ivt"
+output = "ivt_p85"
+percentile = 85.0
+
+[[step]]
+op = "objects"
+input = "ivt"
+output = "ar"
+threshold = 250.0
+min_area_km2 = 150000.0
+min_duration_steps = 3
+wind = ["ivt_u", "ivt_v"]
+criterion = { min_length_km = 1500.0, min_aspect = 1.5, require_poleward = false, min_coherence = 0.75 }
+
+[[step]]
+op = "objects"
+input = "ivt"
+output = "blobs"
+threshold = 500.0
+
+[[sink]]
+kind = "frames"
+path = "out/frames"
+width_px = 1920
+height_px = 1080
+layers = [{ variable = "ivt", colormap = "magma", range = [0.0, 1000.0] }]
+
+[[sink]]
+kind = "zarr"
+path = "out/ivt.zarr"
+variables = ["ivt", "t2m_anom", "ar"]
+
+[[sink]]
+kind = "catalog"
+objects = "ar"
+path = "out/ar.parquet"
+"#;
+
+fn every_op_spec() -> PipelineSpec {
+    PipelineSpec::from_toml_str(EVERY_OP_TOML).expect("valid TOML spec")
+}
+
+/// The steps and sinks of a spec, by op and kind name, to check that a test covers them all.
+fn ops_and_kinds(spec: &PipelineSpec) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut ops: Vec<&str> = spec.steps.iter().map(StepSpec::op).collect();
+    ops.dedup();
+    let kinds = spec
+        .sinks
+        .iter()
+        .map(|sink| match sink {
+            SinkSpec::Frames(_) => "frames",
+            SinkSpec::Zarr(_) => "zarr",
+            SinkSpec::Catalog(_) => "catalog",
+        })
+        .collect();
+    (ops, kinds)
+}
+
+#[test]
+fn every_op_and_sink_round_trips_through_encoded_bytes() {
+    let spec = every_op_spec();
+    assert_eq!(
+        ops_and_kinds(&spec),
+        (
+            vec![
+                "magnitude",
+                "expr",
+                "units",
+                "coarsen",
+                "regrid",
+                "anomaly",
+                "normalize",
+                "rolling",
+                "threshold",
+                "objects"
+            ],
+            vec!["frames", "zarr", "catalog"]
+        )
+    );
+
+    let wire = v1::PipelineSpec::from(&spec);
+    let bytes = wire.encode_to_vec();
+    let decoded = v1::PipelineSpec::decode(bytes.as_slice()).expect("decodes");
+    assert_eq!(decoded, wire);
+    let back = PipelineSpec::try_from(decoded).expect("converts back");
+    assert_eq!(back, spec);
+    assert_eq!(
+        back.to_toml_string().expect("toml"),
+        spec.to_toml_string().expect("toml")
+    );
+}
+
+#[test]
+fn every_op_and_sink_says_every_value_on_the_wire() {
+    use v1::step::{self as s, Op};
+    let wire = v1::PipelineSpec::from(&every_op_spec());
+    let ops: Vec<Op> = wire
+        .steps
+        .into_iter()
+        .map(|step| step.op.expect("op"))
+        .collect();
+    let text = |v: &str| v.to_owned();
+    assert_eq!(
+        ops[1],
+        Op::Expr(s::Expr {
+            expr: text("where(ivt > 250, ivt, 0)"),
+            output: text("ivt_strong"),
+            units: Some(text("kg m-1 s-1")),
+        })
+    );
+    assert_eq!(
+        ops[2],
+        Op::Units(s::Units {
+            input: text("t2m"),
+            output: text("t2m_c"),
+            to: text("degC"),
+        })
+    );
+    assert_eq!(
+        ops[3],
+        Op::Coarsen(s::Coarsen {
+            input: text("ivt"),
+            output: text("ivt_coarse"),
+            factor_lat: 2,
+            factor_lon: 3,
+        })
+    );
+    assert_eq!(
+        ops[4],
+        Op::Regrid(s::Regrid {
+            input: text("sp"),
+            output: text("sp_1deg"),
+            resolution_deg: 1.25,
+        })
+    );
+    let Op::Anomaly(anomaly) = &ops[5] else {
+        panic!("anomaly")
+    };
+    assert_eq!(anomaly.by(), v1::ClimatologyPeriod::DayOfYear);
+    assert_eq!(
+        ops[6],
+        Op::Normalize(s::Normalize {
+            input: text("t2m"),
+            output: text("t2m_z"),
+            mean: Some(288.5),
+            std: Some(12.25),
+        })
+    );
+    assert_eq!(
+        ops[7],
+        Op::Normalize(s::Normalize {
+            input: text("sp"),
+            output: text("sp_z"),
+            mean: None,
+            std: None,
+        })
+    );
+    assert_eq!(
+        ops[8],
+        Op::Rolling(s::Rolling {
+            input: text("ivt"),
+            output: text("ivt_mean4"),
+            window: 4,
+        })
+    );
+    assert_eq!(
+        ops[9],
+        Op::Threshold(s::Threshold {
+            input: text("ivt"),
+            output: text("ivt_over"),
+            value: Some(250.0),
+            percentile: None,
+        })
+    );
+    assert_eq!(
+        ops[10],
+        Op::Threshold(s::Threshold {
+            input: text("ivt"),
+            output: text("ivt_p85"),
+            value: None,
+            percentile: Some(85.0),
+        })
+    );
+    assert_eq!(
+        ops[11],
+        Op::Objects(s::Objects {
+            input: text("ivt"),
+            output: text("ar"),
+            threshold: 250.0,
+            min_area_km2: Some(150_000.0),
+            min_duration_steps: Some(3),
+            wind: Some(v1::WindComponents {
+                eastward: text("ivt_u"),
+                northward: text("ivt_v"),
+            }),
+            criterion: Some(v1::ArCriterion {
+                min_length_km: Some(1500.0),
+                min_aspect: Some(1.5),
+                require_poleward: Some(false),
+                min_coherence: Some(0.75),
+            }),
+        })
+    );
+    // Defaults from the TOML spec are sent explicitly, not left unset.
+    assert_eq!(
+        ops[12],
+        Op::Objects(s::Objects {
+            input: text("ivt"),
+            output: text("blobs"),
+            threshold: 500.0,
+            min_area_km2: Some(0.0),
+            min_duration_steps: Some(1),
+            wind: None,
+            criterion: None,
+        })
+    );
+    assert_eq!(
+        wire.sinks[1].kind,
+        Some(v1::sink::Kind::Zarr(v1::sink::Zarr {
+            path: text("out/ivt.zarr"),
+            variables: vec![text("ivt"), text("t2m_anom"), text("ar")],
+        }))
+    );
+    assert_eq!(
+        wire.sinks[2].kind,
+        Some(v1::sink::Kind::Catalog(v1::sink::Catalog {
+            objects: text("ar"),
+            path: text("out/ar.parquet"),
+        }))
+    );
+}
+
+#[test]
+fn every_climatology_period_round_trips() {
+    for (by, wire_by) in [
+        (ClimatologyPeriod::Month, v1::ClimatologyPeriod::Month),
+        (
+            ClimatologyPeriod::DayOfYear,
+            v1::ClimatologyPeriod::DayOfYear,
+        ),
+    ] {
+        let step = StepSpec::Anomaly {
+            input: "t2m".to_owned(),
+            output: "a".to_owned(),
+            by,
+        };
+        let mut spec = full_spec(None);
+        spec.steps = vec![step];
+        let wire = v1::PipelineSpec::from(&spec);
+        let Some(v1::step::Op::Anomaly(anomaly)) = &wire.steps[0].op else {
+            panic!("anomaly")
+        };
+        assert_eq!(anomaly.by(), wire_by);
+        assert_eq!(PipelineSpec::try_from(wire), Ok(spec));
+    }
+}
+
+/// A wire spec written by hand: every op and every optional field unset.
+fn sparse_wire_spec() -> v1::PipelineSpec {
+    use v1::step::{self as s, Op};
+    let text = |v: &str| v.to_owned();
+    let steps = vec![
+        Op::Expr(s::Expr {
+            expr: text("a * 2"),
+            output: text("b"),
+            units: None,
+        }),
+        Op::Anomaly(s::Anomaly {
+            input: text("a"),
+            output: text("c"),
+            by: v1::ClimatologyPeriod::Unspecified.into(),
+        }),
+        Op::Normalize(s::Normalize {
+            input: text("a"),
+            output: text("d"),
+            mean: None,
+            std: None,
+        }),
+        Op::Threshold(s::Threshold {
+            input: text("a"),
+            output: text("e"),
+            value: None,
+            percentile: None,
+        }),
+        Op::Objects(s::Objects {
+            input: text("a"),
+            output: text("f"),
+            threshold: 2.5,
+            min_area_km2: None,
+            min_duration_steps: None,
+            wind: None,
+            criterion: None,
+        }),
+        Op::Objects(s::Objects {
+            input: text("a"),
+            output: text("g"),
+            threshold: 2.5,
+            min_area_km2: None,
+            min_duration_steps: None,
+            wind: Some(v1::WindComponents {
+                eastward: text("u"),
+                northward: text("v"),
+            }),
+            criterion: Some(v1::ArCriterion::default()),
+        }),
+    ];
+    v1::PipelineSpec {
+        name: text("sparse"),
+        source: Some(v1::SourceSpec {
+            uri: text("x.zarr"),
+            variables: vec![text("a"), text("u"), text("v")],
+            time: None,
+            region: None,
+        }),
+        steps: steps
+            .into_iter()
+            .map(|op| v1::Step { op: Some(op) })
+            .collect(),
+        sinks: vec![
+            v1::Sink {
+                kind: Some(v1::sink::Kind::Frames(v1::sink::Frames {
+                    path: text("out"),
+                    width_px: None,
+                    height_px: None,
+                    layers: vec![v1::Layer {
+                        variable: text("a"),
+                        colormap: String::new(),
+                        range: None,
+                    }],
+                })),
+            },
+            v1::Sink {
+                kind: Some(v1::sink::Kind::Zarr(v1::sink::Zarr::default())),
+            },
+            v1::Sink {
+                kind: Some(v1::sink::Kind::Catalog(v1::sink::Catalog::default())),
+            },
+        ],
+    }
+}
+
+#[test]
+fn unset_optional_fields_take_the_toml_defaults() {
+    // The same spec with every optional field left out of the TOML.
+    let toml = PipelineSpec::from_toml_str(
+        r#"
+        name = "sparse"
+        [source]
+        uri = "x.zarr"
+        variables = ["a", "u", "v"]
+        [[step]]
+        op = "expr"
+        expr = "a * 2"
+        output = "b"
+        [[step]]
+        op = "anomaly"
+        input = "a"
+        output = "c"
+        [[step]]
+        op = "normalize"
+        input = "a"
+        output = "d"
+        [[step]]
+        op = "threshold"
+        input = "a"
+        output = "e"
+        [[step]]
+        op = "objects"
+        input = "a"
+        output = "f"
+        threshold = 2.5
+        [[step]]
+        op = "objects"
+        input = "a"
+        output = "g"
+        threshold = 2.5
+        wind = ["u", "v"]
+        criterion = {}
+        [[sink]]
+        kind = "frames"
+        path = "out"
+        layers = [{ variable = "a" }]
+        [[sink]]
+        kind = "zarr"
+        path = ""
+        variables = []
+        [[sink]]
+        kind = "catalog"
+        objects = ""
+        path = ""
+        "#,
+    )
+    .expect("valid TOML spec");
+    let from_wire = PipelineSpec::try_from(sparse_wire_spec()).expect("converts");
+    assert_eq!(from_wire, toml);
+
+    // Spelled out, so that a change of default on either side shows here.
+    let StepSpec::Expr { units, .. } = &from_wire.steps[0] else {
+        panic!("expr")
+    };
+    assert_eq!(units, "1");
+    assert_eq!(
+        from_wire.steps[1],
+        StepSpec::Anomaly {
+            input: "a".to_owned(),
+            output: "c".to_owned(),
+            by: ClimatologyPeriod::Month
+        }
+    );
+    let StepSpec::Objects {
+        min_area_km2,
+        min_duration_steps,
+        ..
+    } = &from_wire.steps[4]
+    else {
+        panic!("objects")
+    };
+    assert_eq!((*min_area_km2, *min_duration_steps), (0.0, 1));
+    let StepSpec::Objects { criterion, .. } = &from_wire.steps[5] else {
+        panic!("objects")
+    };
+    assert_eq!(
+        *criterion,
+        Some(ArCriterionSpec {
+            min_length_km: 2000.0,
+            min_aspect: 2.0,
+            require_poleward: true,
+            min_coherence: 0.5,
+        })
+    );
+}
+
+#[test]
+fn each_unset_criterion_field_takes_its_default_alone() {
+    let set = v1::ArCriterion {
+        min_length_km: Some(1.0),
+        min_aspect: Some(1.0),
+        require_poleward: Some(false),
+        min_coherence: Some(0.25),
+    };
+    let defaults = ArCriterionSpec::default();
+    let clear: [fn(&mut v1::ArCriterion); 4] = [
+        |c| c.min_length_km = None,
+        |c| c.min_aspect = None,
+        |c| c.require_poleward = None,
+        |c| c.min_coherence = None,
+    ];
+    for (k, clear) in clear.iter().enumerate() {
+        let mut wire = sparse_wire_spec();
+        let mut criterion = set;
+        clear(&mut criterion);
+        let Some(v1::step::Op::Objects(objects)) = wire.steps[5].op.as_mut() else {
+            panic!("objects")
+        };
+        objects.criterion = Some(criterion);
+        let spec = PipelineSpec::try_from(wire).expect("converts");
+        let StepSpec::Objects {
+            criterion: Some(c), ..
+        } = &spec.steps[5]
+        else {
+            panic!("objects with a criterion")
+        };
+        let expected = ArCriterionSpec {
+            min_length_km: if k == 0 { defaults.min_length_km } else { 1.0 },
+            min_aspect: if k == 1 { defaults.min_aspect } else { 1.0 },
+            require_poleward: k == 2 && defaults.require_poleward,
+            min_coherence: if k == 3 { defaults.min_coherence } else { 0.25 },
+        };
+        assert_eq!(*c, expected, "field {k} unset");
+    }
+}
+
+#[test]
+fn new_values_for_the_validator_pass_through_unchanged() {
+    // Zero factors and windows, both threshold levels, half a normalization, a criterion without
+    // wind, a negative resolution, a catalog that is not Parquet: all the validator's to refuse.
+    use v1::step::{self as s, Op};
+    let mut wire = sparse_wire_spec();
+    let text = |v: &str| v.to_owned();
+    wire.steps = [
+        Op::Coarsen(s::Coarsen {
+            input: text("a"),
+            output: text("b"),
+            factor_lat: 0,
+            factor_lon: 0,
+        }),
+        Op::Rolling(s::Rolling {
+            input: text("a"),
+            output: text("c"),
+            window: 0,
+        }),
+        Op::Threshold(s::Threshold {
+            input: text("a"),
+            output: text("d"),
+            value: Some(f32::NAN),
+            percentile: Some(150.0),
+        }),
+        Op::Normalize(s::Normalize {
+            input: text("a"),
+            output: text("e"),
+            mean: Some(1.0),
+            std: None,
+        }),
+        Op::Regrid(s::Regrid {
+            input: text("a"),
+            output: text("f"),
+            resolution_deg: -1.0,
+        }),
+        Op::Objects(s::Objects {
+            input: text("a"),
+            output: text("g"),
+            threshold: f32::INFINITY,
+            min_area_km2: Some(-5.0),
+            min_duration_steps: Some(0),
+            wind: None,
+            criterion: Some(v1::ArCriterion {
+                min_coherence: Some(2.0),
+                ..Default::default()
+            }),
+        }),
+    ]
+    .into_iter()
+    .map(|op| v1::Step { op: Some(op) })
+    .collect();
+    wire.sinks[2].kind = Some(v1::sink::Kind::Catalog(v1::sink::Catalog {
+        objects: text("nowhere"),
+        path: text("out/catalog.csv"),
+    }));
+    let spec = PipelineSpec::try_from(wire).expect("converts");
+    assert!(matches!(
+        spec.steps[0],
+        StepSpec::Coarsen { factor: [0, 0], .. }
+    ));
+    assert!(matches!(spec.steps[1], StepSpec::Rolling { window: 0, .. }));
+    assert!(matches!(
+        spec.steps[2],
+        StepSpec::Threshold { value: Some(v), percentile: Some(150.0), .. } if v.is_nan()
+    ));
+    assert!(matches!(
+        spec.steps[3],
+        StepSpec::Normalize {
+            mean: Some(1.0),
+            std: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        spec.steps[4],
+        StepSpec::Regrid {
+            resolution_deg: -1.0,
+            ..
+        }
+    ));
+    let StepSpec::Objects {
+        threshold,
+        min_area_km2,
+        min_duration_steps,
+        wind,
+        criterion: Some(criterion),
+        ..
+    } = &spec.steps[5]
+    else {
+        panic!("objects")
+    };
+    assert_eq!(
+        (*threshold, *min_area_km2, *min_duration_steps, wind),
+        (f32::INFINITY, -5.0, 0, &None)
+    );
+    assert_eq!(criterion.min_coherence, 2.0);
+    assert_eq!(
+        spec.sinks[2],
+        SinkSpec::Catalog(CatalogSink {
+            objects: "nowhere".to_owned(),
+            path: "out/catalog.csv".to_owned()
+        })
+    );
+    assert_eq!(
+        spec.sinks[1],
+        SinkSpec::Zarr(ZarrSink {
+            path: String::new(),
+            variables: Vec::new()
+        })
+    );
+}
+
+/// The every-op wire spec with one step's op replaced.
+fn every_op_wire_with(i: usize, edit: impl FnOnce(&mut v1::step::Op)) -> v1::PipelineSpec {
+    let mut wire = v1::PipelineSpec::from(&every_op_spec());
+    edit(wire.steps[i].op.as_mut().expect("op"));
+    wire
+}
+
+#[test]
+fn block_factors_that_do_not_fit_are_refused() {
+    let wire = every_op_wire_with(3, |op| {
+        let v1::step::Op::Coarsen(c) = op else {
+            panic!("coarsen")
+        };
+        c.factor_lat = -2;
+    });
+    let err = PipelineSpec::try_from(wire).expect_err("negative");
+    assert_eq!(
+        err.to_string(),
+        "steps[3].coarsen.factor_lat: -2 does not fit in 0..=4294967295"
+    );
+
+    let wire = every_op_wire_with(3, |op| {
+        let v1::step::Op::Coarsen(c) = op else {
+            panic!("coarsen")
+        };
+        c.factor_lon = 1 << 32;
+    });
+    assert_eq!(
+        PipelineSpec::try_from(wire),
+        Err(ConversionError::OutOfRange {
+            field: "steps[3].coarsen.factor_lon".to_owned(),
+            value: 4_294_967_296,
+            min: 0,
+            max: 4_294_967_295,
+        })
+    );
+}
+
+#[test]
+fn windows_that_do_not_fit_are_refused() {
+    let wire = every_op_wire_with(8, |op| {
+        let v1::step::Op::Rolling(r) = op else {
+            panic!("rolling")
+        };
+        r.window = -4;
+    });
+    assert_eq!(
+        PipelineSpec::try_from(wire)
+            .expect_err("negative")
+            .to_string(),
+        "steps[8].rolling.window: -4 does not fit in 0..=4294967295"
+    );
+
+    let wire = every_op_wire_with(8, |op| {
+        let v1::step::Op::Rolling(r) = op else {
+            panic!("rolling")
+        };
+        r.window = i64::MAX;
+    });
+    let err = PipelineSpec::try_from(wire).expect_err("too large");
+    assert!(
+        matches!(&err, ConversionError::OutOfRange { field, value: i64::MAX, .. } if field == "steps[8].rolling.window"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_that_do_not_fit_are_refused() {
+    for (value, shown) in [(-1, "-1"), (1 << 40, "1099511627776")] {
+        let wire = every_op_wire_with(11, |op| {
+            let v1::step::Op::Objects(o) = op else {
+                panic!("objects")
+            };
+            o.min_duration_steps = Some(value);
+        });
+        assert_eq!(
+            PipelineSpec::try_from(wire)
+                .expect_err("out of range")
+                .to_string(),
+            format!("steps[11].objects.min_duration_steps: {shown} does not fit in 0..=4294967295")
+        );
+    }
+}
+
+#[test]
+fn unknown_climatology_period_is_refused() {
+    for value in [3, -1] {
+        let wire = every_op_wire_with(5, |op| {
+            let v1::step::Op::Anomaly(a) = op else {
+                panic!("anomaly")
+            };
+            a.by = value;
+        });
+        let err = PipelineSpec::try_from(wire).expect_err("unknown period");
+        assert!(
+            matches!(&err, ConversionError::UnknownEnumValue { field, value: v, .. } if field == "steps[5].anomaly.by" && *v == value),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "steps[5].anomaly.by: unknown enum value {value} (known: 0 \
+                 (CLIMATOLOGY_PERIOD_UNSPECIFIED, month), 1 (CLIMATOLOGY_PERIOD_MONTH), 2 \
+                 (CLIMATOLOGY_PERIOD_DAY_OF_YEAR))"
+            )
+        );
+    }
+}
+
+#[test]
+fn unset_op_and_kind_name_their_index_among_many() {
+    let mut wire = v1::PipelineSpec::from(&every_op_spec());
+    wire.steps[12].op = None;
+    let err = PipelineSpec::try_from(wire).expect_err("no op");
+    assert!(
+        matches!(&err, ConversionError::OneofNotSet { field, .. } if field == "steps[12].op"),
+        "{err}"
+    );
+
+    let mut wire = v1::PipelineSpec::from(&every_op_spec());
+    wire.sinks[2].kind = None;
+    let err = PipelineSpec::try_from(wire).expect_err("no kind");
+    assert_eq!(
+        err,
+        ConversionError::OneofNotSet {
+            field: "sinks[2].kind".to_owned(),
+            expected: "frames, zarr, catalog"
+        }
+    );
+}
+
+// ---- wire compatibility ----
+
+fn message<'a>(
+    set: &'a FileDescriptorSet,
+    path: &[&str],
+) -> &'a isotach_proto::prost_types::DescriptorProto {
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.name() == "isotach/v1/pipeline.proto")
+        .expect("pipeline.proto is in the descriptor set");
+    let mut msg = file
+        .message_type
+        .iter()
+        .find(|m| m.name() == path[0])
+        .unwrap_or_else(|| panic!("message {}", path[0]));
+    for name in &path[1..] {
+        msg = msg
+            .nested_type
+            .iter()
+            .find(|m| m.name() == *name)
+            .unwrap_or_else(|| panic!("message {name} in {}", msg.name()));
+    }
+    msg
+}
+
+/// `(name, number, proto3 optional)` for each field of a message.
+fn fields(msg: &isotach_proto::prost_types::DescriptorProto) -> Vec<(&str, i32, bool)> {
+    msg.field
+        .iter()
+        .map(|f| (f.name(), f.number(), f.proto3_optional()))
+        .collect()
+}
+
+#[test]
+fn field_numbers_and_presence_are_as_published() {
+    let set = FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set decodes");
+    // Oneof members keep their numbers forever: new ones are only ever appended.
+    let numbered = |path: &[&str]| -> Vec<(String, i32)> {
+        message(&set, path)
+            .field
+            .iter()
+            .map(|f| (f.name().to_owned(), f.number()))
+            .collect()
+    };
+    let expect = |names: &[&str]| -> Vec<(String, i32)> {
+        names
+            .iter()
+            .zip(1..)
+            .map(|(n, i)| ((*n).to_owned(), i))
+            .collect()
+    };
+    assert_eq!(
+        numbered(&["Step"]),
+        expect(&[
+            "magnitude",
+            "expr",
+            "units",
+            "coarsen",
+            "regrid",
+            "anomaly",
+            "normalize",
+            "rolling",
+            "threshold",
+            "objects"
+        ])
+    );
+    assert_eq!(numbered(&["Sink"]), expect(&["frames", "zarr", "catalog"]));
+
+    // Fields whose absence means a default or "unset" have presence on the wire.
+    assert_eq!(
+        fields(message(&set, &["Step", "Expr"])),
+        [("expr", 1, false), ("output", 2, false), ("units", 3, true)]
+    );
+    assert_eq!(
+        fields(message(&set, &["Step", "Coarsen"])),
+        [
+            ("input", 1, false),
+            ("output", 2, false),
+            ("factor_lat", 3, false),
+            ("factor_lon", 4, false)
+        ]
+    );
+    assert_eq!(
+        fields(message(&set, &["Step", "Normalize"]))[2..],
+        [("mean", 3, true), ("std", 4, true)]
+    );
+    assert_eq!(
+        fields(message(&set, &["Step", "Threshold"]))[2..],
+        [("value", 3, true), ("percentile", 4, true)]
+    );
+    assert_eq!(
+        fields(message(&set, &["Step", "Objects"]))[2..],
+        [
+            ("threshold", 3, false),
+            ("min_area_km2", 4, true),
+            ("min_duration_steps", 5, true),
+            // Message fields always have presence.
+            ("wind", 6, false),
+            ("criterion", 7, false)
+        ]
+    );
+    assert!(
+        fields(message(&set, &["ArCriterion"]))
+            .iter()
+            .all(|(_, _, optional)| *optional)
+    );
+    assert_eq!(
+        v1::ClimatologyPeriod::Unspecified as i32,
+        0,
+        "unset means the default"
+    );
+    assert_eq!(
+        v1::ClimatologyPeriod::DayOfYear.as_str_name(),
+        "CLIMATOLOGY_PERIOD_DAY_OF_YEAR"
+    );
 }

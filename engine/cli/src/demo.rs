@@ -43,10 +43,19 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
         PipelineSpec::from_toml_str(STANDARD_SPEC).context("the embedded standard spec")?;
     spec.source.uri = args.data.display().to_string();
     for sink in &mut spec.sinks {
-        let SinkSpec::Frames(frames) = sink;
-        frames.path = args.out.display().to_string();
+        if let SinkSpec::Frames(frames) = sink {
+            frames.path = args.out.display().to_string();
+        }
     }
-    let outcome = execute(&spec, args.workers)?;
+    let config = isotach_engine::RunConfig {
+        workers: args.workers,
+        ..Default::default()
+    };
+    let outcome = execute(
+        &spec,
+        config,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )?;
     print_outcome(&spec, &outcome);
     println!("\nlook at the frames: {}/ivt_*.png", args.out.display());
     Ok(())

@@ -10,19 +10,22 @@
 
 mod colormap;
 mod error;
+pub mod expr;
 mod field;
 mod grid;
 mod spec;
 mod tile;
 mod time;
+pub mod units;
 
 pub use colormap::Colormap;
 pub use error::{Result, SpecError};
 pub use field::Field;
 pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
-    DatasetInfo, FramesSink, LayerSpec, MAX_CANVAS_PIXELS, PipelineSpec, RegionBox, SinkSpec,
-    SourceSpec, StepSpec, TimeRange, ValidatedPipeline, VariableInfo,
+    ArCriterionSpec, CatalogSink, ClimatologyPeriod, DatasetInfo, FramesSink, LayerSpec,
+    MAX_CANVAS_PIXELS, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec,
+    TimeRange, ValidatedPipeline, VariableInfo, ZarrSink,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
 pub use time::{Calendar, CfTimeUnits, TimeAxis};

@@ -83,7 +83,8 @@ pub struct TimeRange {
     pub end: DateTime<Utc>,
 }
 
-/// One processing step.
+/// One processing step. Every step names its inputs and its output; the output is a new variable
+/// available to later steps and to sinks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepSpec {
@@ -94,20 +95,261 @@ pub enum StepSpec {
         /// The name of the result.
         output: String,
     },
+    /// Arithmetic over variables, for example `"where(ivt > 250, ivt, 0)"`; the variables it
+    /// names are its inputs.
+    Expr {
+        /// The expression (see [`crate::expr`] for the grammar).
+        expr: String,
+        /// The name of the result.
+        output: String,
+        /// Units of the result (default: dimensionless, `1`).
+        #[serde(default = "dimensionless")]
+        units: String,
+    },
+    /// A scale/offset unit conversion, for example K to degC or Pa to hPa.
+    Units {
+        /// The variable converted.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Target units (see [`crate::units`] for the table).
+        to: String,
+    },
+    /// Block mean over `factor = [lat, lon]` cells, NaN-aware; trailing cells that do not fill a
+    /// block are trimmed. The result lies on the coarser grid.
+    Coarsen {
+        /// The variable coarsened.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Block size in cells, `[lat, lon]`.
+        factor: [u32; 2],
+    },
+    /// Bilinear interpolation onto a regular grid of `resolution_deg`, periodic in longitude for
+    /// global grids.
+    Regrid {
+        /// The variable interpolated.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Target grid spacing, degrees.
+        resolution_deg: f64,
+    },
+    /// Departure from a climatology by month or day of year; the climatology is maintained
+    /// incrementally (the mean of every earlier and current step of the same period).
+    Anomaly {
+        /// The variable.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Climatology period (default month).
+        #[serde(default)]
+        by: ClimatologyPeriod,
+    },
+    /// Z-score: `(x - mean) / std`, with the given statistics or, when both are absent, per-cell
+    /// running statistics of the steps so far.
+    Normalize {
+        /// The variable.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Supplied mean (give `std` too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<f64>,
+        /// Supplied standard deviation (give `mean` too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        std: Option<f64>,
+    },
+    /// Trailing time mean over `window` steps (NaN until the window is full, as xarray).
+    Rolling {
+        /// The variable.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Window length in steps.
+        window: u32,
+    },
+    /// 1 where the input is at or above a level, 0 below, NaN where missing. The level is a fixed
+    /// `value` or a per-cell `percentile` (0..=100) of the steps so far.
+    Threshold {
+        /// The variable.
+        input: String,
+        /// The name of the result.
+        output: String,
+        /// Fixed level, in the input's units.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f32>,
+        /// Per-cell percentile level.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percentile: Option<f64>,
+    },
+    /// Connected objects (CONNECT): cells at or above `threshold`, joined in space (8 neighbours,
+    /// periodic in longitude) and in time (overlap between consecutive steps). The output holds
+    /// object ids (NaN outside objects); a `catalog` sink writes one row per object and step.
+    Objects {
+        /// The variable segmented, for example IVT.
+        input: String,
+        /// The name of the label field.
+        output: String,
+        /// Cells with `input >= threshold` are inside objects.
+        threshold: f32,
+        /// Objects smaller than this at a step are dropped at that step (default 0).
+        #[serde(default)]
+        min_area_km2: f64,
+        /// Objects lasting fewer steps are dropped from the catalog (default 1).
+        #[serde(default = "one_step")]
+        min_duration_steps: u32,
+        /// IVT components `[eastward, northward]`, needed by the atmospheric-river criterion.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wind: Option<[String; 2]>,
+        /// Atmospheric-river geometry test in the spirit of Guan & Waliser (2015).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        criterion: Option<ArCriterionSpec>,
+    },
+}
+
+fn expression_variables(expr: &str) -> Vec<String> {
+    crate::expr::Expr::parse(expr)
+        .map(|e| e.variables())
+        .unwrap_or_default()
+}
+
+fn dimensionless() -> String {
+    "1".to_owned()
+}
+
+fn one_step() -> u32 {
+    1
+}
+
+/// The period a climatology is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClimatologyPeriod {
+    /// Calendar month (xarray `time.month`).
+    #[default]
+    Month,
+    /// Day of year, 1..=366 (xarray `time.dayofyear`).
+    DayOfYear,
+}
+
+/// The geometric atmospheric-river criterion: an object passes at a step when it is long, narrow,
+/// carries moisture poleward and flows coherently.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArCriterionSpec {
+    /// Minimum length, km (default 2000).
+    #[serde(default = "default_min_length_km")]
+    pub min_length_km: f64,
+    /// Minimum length/width (default 2).
+    #[serde(default = "default_min_aspect")]
+    pub min_aspect: f64,
+    /// Require a poleward mean meridional transport (default true).
+    #[serde(default = "default_true")]
+    pub require_poleward: bool,
+    /// Minimum fraction of cells flowing within 45° of the mean direction (default 0.5).
+    #[serde(default = "default_min_coherence")]
+    pub min_coherence: f64,
+}
+
+impl Default for ArCriterionSpec {
+    fn default() -> Self {
+        Self {
+            min_length_km: default_min_length_km(),
+            min_aspect: default_min_aspect(),
+            require_poleward: true,
+            min_coherence: default_min_coherence(),
+        }
+    }
+}
+
+fn default_min_length_km() -> f64 {
+    2000.0
+}
+
+fn default_min_aspect() -> f64 {
+    2.0
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_min_coherence() -> f64 {
+    0.5
+}
+
+/// What a step needs from its grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepScope {
+    /// Cell by cell, region by region: inputs must share one grid stage.
+    Cells,
+    /// The whole field of a step at once: the step gathers its inputs, and its output starts a new
+    /// grid stage.
+    WholeField,
 }
 
 impl StepSpec {
-    /// Variables the step reads.
-    pub fn inputs(&self) -> &[String] {
+    /// The operator's name as written in specs.
+    pub fn op(&self) -> &'static str {
         match self {
-            StepSpec::Magnitude { inputs, .. } => inputs,
+            StepSpec::Magnitude { .. } => "magnitude",
+            StepSpec::Expr { .. } => "expr",
+            StepSpec::Units { .. } => "units",
+            StepSpec::Coarsen { .. } => "coarsen",
+            StepSpec::Regrid { .. } => "regrid",
+            StepSpec::Anomaly { .. } => "anomaly",
+            StepSpec::Normalize { .. } => "normalize",
+            StepSpec::Rolling { .. } => "rolling",
+            StepSpec::Threshold { .. } => "threshold",
+            StepSpec::Objects { .. } => "objects",
+        }
+    }
+
+    /// Variables the step reads (for `expr`, the variables the expression names; an expression
+    /// that does not parse names none, and validation reports it).
+    pub fn inputs(&self) -> Vec<String> {
+        match self {
+            StepSpec::Magnitude { inputs, .. } => inputs.clone(),
+            StepSpec::Expr { expr, .. } => expression_variables(expr),
+            StepSpec::Objects { input, wind, .. } => {
+                let mut inputs = vec![input.clone()];
+                inputs.extend(wind.iter().flatten().cloned());
+                inputs
+            }
+            StepSpec::Units { input, .. }
+            | StepSpec::Coarsen { input, .. }
+            | StepSpec::Regrid { input, .. }
+            | StepSpec::Anomaly { input, .. }
+            | StepSpec::Normalize { input, .. }
+            | StepSpec::Rolling { input, .. }
+            | StepSpec::Threshold { input, .. } => vec![input.clone()],
         }
     }
 
     /// Variable the step writes.
     pub fn output(&self) -> &str {
         match self {
-            StepSpec::Magnitude { output, .. } => output,
+            StepSpec::Magnitude { output, .. }
+            | StepSpec::Expr { output, .. }
+            | StepSpec::Units { output, .. }
+            | StepSpec::Coarsen { output, .. }
+            | StepSpec::Regrid { output, .. }
+            | StepSpec::Anomaly { output, .. }
+            | StepSpec::Normalize { output, .. }
+            | StepSpec::Rolling { output, .. }
+            | StepSpec::Threshold { output, .. }
+            | StepSpec::Objects { output, .. } => output,
+        }
+    }
+
+    /// Whether the step works cell by cell or on whole fields.
+    pub fn scope(&self) -> StepScope {
+        match self {
+            StepSpec::Coarsen { .. } | StepSpec::Regrid { .. } | StepSpec::Objects { .. } => {
+                StepScope::WholeField
+            }
+            _ => StepScope::Cells,
         }
     }
 }
@@ -118,6 +360,30 @@ impl StepSpec {
 pub enum SinkSpec {
     /// Rendered frames, one PNG per time step.
     Frames(FramesSink),
+    /// A Zarr v3 store that xarray opens: the variables with their coordinates, times and units.
+    Zarr(ZarrSink),
+    /// The object catalog of an `objects` step, one row per object and step.
+    Catalog(CatalogSink),
+}
+
+/// A Zarr sink: one chunk per variable and step, compressed, CF-annotated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZarrSink {
+    /// Folder of the store; it must not exist yet or be empty.
+    pub path: String,
+    /// Variables written, all on one grid.
+    pub variables: Vec<String>,
+}
+
+/// A catalog sink: Parquet (`.parquet`) or Arrow IPC (`.arrow`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSink {
+    /// The output of the `objects` step whose catalog is written.
+    pub objects: String,
+    /// File written, ending in `.parquet` or `.arrow`.
+    pub path: String,
 }
 
 /// A frames sink: each completed time step drawn as one PNG.
@@ -213,6 +479,12 @@ pub struct ValidatedPipeline {
     pub units: BTreeMap<String, String>,
     /// Long names of the same.
     pub long_names: BTreeMap<String, String>,
+    /// The grid stage of every variable: 0 is the source grid; each coarsen, regrid or objects
+    /// step starts a new one. Cell-by-cell steps read and write within one stage.
+    pub stage_of: BTreeMap<String, usize>,
+    /// The grid of each stage, as an index: an objects step starts a stage on its input's grid,
+    /// so two stages may share one.
+    pub stage_grid: Vec<usize>,
 }
 
 impl PipelineSpec {
@@ -278,57 +550,32 @@ impl PipelineSpec {
             dataset.grid.select(region.lat, region.lon)?;
         }
 
+        let mut stage_of: BTreeMap<String, usize> =
+            units.keys().map(|name| (name.clone(), 0)).collect();
+        let mut stage_grid = vec![0];
         for (i, step) in self.steps.iter().enumerate() {
-            let place = "source variables and earlier step outputs".to_owned();
-            let mut input_units = Vec::new();
-            for input in step.inputs() {
-                let unit = units.get(input).ok_or_else(|| SpecError::UnknownVariable {
-                    name: input.clone(),
-                    place: format!("step[{i}] inputs: {place}"),
-                    available: units.keys().cloned().collect(),
-                })?;
-                input_units.push(unit.clone());
-            }
-            let output = step.output();
-            if output.is_empty() {
-                return Err(SpecError::invalid(format!("step[{i}].output"), "is empty"));
-            }
-            if units.contains_key(output) {
-                return Err(SpecError::invalid(
-                    format!("step[{i}].output"),
-                    format!(
-                        "{output:?} is already defined by the source or an earlier step; choose another name"
-                    ),
-                ));
-            }
-            let (unit, long_name) = match step {
-                StepSpec::Magnitude { inputs, .. } => {
-                    if inputs.len() < 2 {
-                        return Err(SpecError::invalid(
-                            format!("step[{i}].inputs"),
-                            format!(
-                                "magnitude needs at least 2 components, got {}",
-                                inputs.len()
-                            ),
-                        ));
-                    }
-                    if let Some(other) = input_units.iter().find(|u| **u != input_units[0]) {
-                        return Err(SpecError::invalid(
-                            format!("step[{i}].inputs"),
-                            format!(
-                                "magnitude components must share units, got {:?} and {other:?}",
-                                input_units[0]
-                            ),
-                        ));
-                    }
-                    (
-                        input_units[0].clone(),
-                        format!("Magnitude of {}", inputs.join(" and ")),
-                    )
+            let (unit, long_name) = validate_step(i, step, &units, &stage_of, steps.len())?;
+            let output = step.output().to_owned();
+            let stage = match step.scope() {
+                StepScope::WholeField => {
+                    let grid = match step {
+                        StepSpec::Objects { input, .. } => {
+                            stage_grid[stage_of.get(input).copied().unwrap_or(0)]
+                        }
+                        _ => stage_grid.iter().max().map_or(0, |g| g + 1),
+                    };
+                    stage_grid.push(grid);
+                    stage_grid.len() - 1
                 }
+                StepScope::Cells => step
+                    .inputs()
+                    .first()
+                    .and_then(|input| stage_of.get(input).copied())
+                    .unwrap_or(0),
             };
-            units.insert(output.to_owned(), unit);
-            long_names.insert(output.to_owned(), long_name);
+            stage_of.insert(output.clone(), stage);
+            units.insert(output.clone(), unit);
+            long_names.insert(output, long_name);
         }
 
         if self.sinks.is_empty() {
@@ -340,6 +587,8 @@ impl PipelineSpec {
         for (i, sink) in self.sinks.iter().enumerate() {
             match sink {
                 SinkSpec::Frames(frames) => validate_frames(i, frames, &units)?,
+                SinkSpec::Zarr(zarr) => validate_zarr(i, zarr, &units, &stage_of, &stage_grid)?,
+                SinkSpec::Catalog(catalog) => validate_catalog(i, catalog, &self.steps)?,
             }
         }
         Ok(ValidatedPipeline {
@@ -347,8 +596,284 @@ impl PipelineSpec {
             steps,
             units,
             long_names,
+            stage_of,
+            stage_grid,
         })
     }
+}
+
+/// Checks one step against the variables defined before it; returns the output's units and long
+/// name.
+fn validate_step(
+    i: usize,
+    step: &StepSpec,
+    units: &BTreeMap<String, String>,
+    stage_of: &BTreeMap<String, usize>,
+    selected_steps: usize,
+) -> Result<(String, String), SpecError> {
+    let field = |name: &str| format!("step[{i}].{name}");
+    let op = step.op();
+    if let StepSpec::Expr { expr, .. } = step {
+        check_expression(expr).map_err(|message| SpecError::invalid(field("expr"), message))?;
+    }
+    let inputs = step.inputs();
+    if inputs.is_empty() {
+        return Err(SpecError::invalid(
+            field("inputs"),
+            format!("{op} reads no variable"),
+        ));
+    }
+    let mut input_units = Vec::new();
+    for input in &inputs {
+        let unit = units.get(input).ok_or_else(|| SpecError::UnknownVariable {
+            name: input.clone(),
+            place: format!("step[{i}] ({op}) inputs: source variables and earlier step outputs"),
+            available: units.keys().cloned().collect(),
+        })?;
+        input_units.push(unit.clone());
+    }
+    let output = step.output();
+    if output.is_empty()
+        || output.len() > 128
+        || output.starts_with(|c: char| c.is_ascii_digit())
+        || !output
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(SpecError::invalid(
+            field("output"),
+            format!(
+                "{output:?} must be 1 to 128 letters, digits or '_', not starting with a digit"
+            ),
+        ));
+    }
+    if units.contains_key(output) {
+        return Err(SpecError::invalid(
+            field("output"),
+            format!(
+                "{output:?} is already defined by the source or an earlier step; choose another name"
+            ),
+        ));
+    }
+    if step.scope() == StepScope::Cells {
+        let stages: Vec<(&String, usize)> = inputs
+            .iter()
+            .map(|name| (name, stage_of.get(name).copied().unwrap_or(0)))
+            .collect();
+        if let Some((other, _)) = stages.iter().find(|(_, s)| *s != stages[0].1) {
+            return Err(SpecError::invalid(
+                field("inputs"),
+                format!(
+                    "{op} works cell by cell, but {:?} and {other:?} lie on different grids \
+                     (a coarsen, regrid or objects step stands between them)",
+                    stages[0].0
+                ),
+            ));
+        }
+    }
+    let same_units = |what: &str| -> Result<(), SpecError> {
+        if let Some(other) = input_units.iter().find(|u| **u != input_units[0]) {
+            return Err(SpecError::invalid(
+                field(what),
+                format!(
+                    "{op} components must share units, got {:?} and {other:?}",
+                    input_units[0]
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let first_units = input_units[0].clone();
+    let input = &inputs[0];
+    Ok(match step {
+        StepSpec::Magnitude { inputs, .. } => {
+            if inputs.len() < 2 {
+                return Err(SpecError::invalid(
+                    field("inputs"),
+                    format!(
+                        "magnitude needs at least 2 components, got {}",
+                        inputs.len()
+                    ),
+                ));
+            }
+            same_units("inputs")?;
+            (
+                first_units,
+                format!("Magnitude of {}", inputs.join(" and ")),
+            )
+        }
+        StepSpec::Expr { expr, units, .. } => (units.clone(), expr.clone()),
+        StepSpec::Units { to, .. } => {
+            unit_conversion(&first_units, to).map_err(|message| {
+                SpecError::invalid(field("to"), format!("{input:?}: {message}"))
+            })?;
+            (to.clone(), format!("{input} in {to}"))
+        }
+        StepSpec::Coarsen { factor, .. } => {
+            if factor.contains(&0) {
+                return Err(SpecError::invalid(
+                    field("factor"),
+                    format!("{factor:?} must be at least 1 in both directions"),
+                ));
+            }
+            (
+                first_units,
+                format!("{input}, {}×{} block mean", factor[0], factor[1]),
+            )
+        }
+        StepSpec::Regrid { resolution_deg, .. } => {
+            if !(resolution_deg.is_finite() && *resolution_deg > 0.0 && *resolution_deg <= 90.0) {
+                return Err(SpecError::invalid(
+                    field("resolution_deg"),
+                    format!("{resolution_deg} must be a number of degrees in (0, 90]"),
+                ));
+            }
+            (first_units, format!("{input} on a {resolution_deg}° grid"))
+        }
+        StepSpec::Anomaly { by, .. } => {
+            let period = match by {
+                ClimatologyPeriod::Month => "monthly",
+                ClimatologyPeriod::DayOfYear => "daily",
+            };
+            (
+                first_units,
+                format!("{input} anomaly from the {period} climatology"),
+            )
+        }
+        StepSpec::Normalize { mean, std, .. } => {
+            match (mean, std) {
+                (None, None) => {}
+                (Some(m), Some(s)) if m.is_finite() && s.is_finite() && *s > 0.0 => {}
+                (Some(m), Some(s)) => {
+                    return Err(SpecError::invalid(
+                        field("std"),
+                        format!("mean {m} and std {s} must be finite, std above 0"),
+                    ));
+                }
+                _ => {
+                    return Err(SpecError::invalid(
+                        field("mean"),
+                        "give both mean and std, or neither for running statistics",
+                    ));
+                }
+            }
+            ("1".to_owned(), format!("{input}, standardised"))
+        }
+        StepSpec::Rolling { window, .. } => {
+            if *window == 0 || *window as usize > selected_steps {
+                return Err(SpecError::invalid(
+                    field("window"),
+                    format!("{window} must be between 1 and the {selected_steps} steps selected"),
+                ));
+            }
+            (first_units, format!("{input}, {window}-step mean"))
+        }
+        StepSpec::Threshold {
+            value, percentile, ..
+        } => match (value, percentile) {
+            (Some(v), None) if v.is_finite() => ("1".to_owned(), format!("{input} ≥ {v}")),
+            (None, Some(p)) if (0.0..=100.0).contains(p) => {
+                ("1".to_owned(), format!("{input} ≥ its {p}th percentile"))
+            }
+            (Some(v), None) => {
+                return Err(SpecError::invalid(
+                    field("value"),
+                    format!("{v} is not finite"),
+                ));
+            }
+            (None, Some(p)) => {
+                return Err(SpecError::invalid(
+                    field("percentile"),
+                    format!("{p} is outside 0..=100"),
+                ));
+            }
+            _ => {
+                return Err(SpecError::invalid(
+                    field("value"),
+                    "give exactly one of value and percentile",
+                ));
+            }
+        },
+        StepSpec::Objects {
+            threshold,
+            min_area_km2,
+            min_duration_steps,
+            wind,
+            criterion,
+            ..
+        } => {
+            if !threshold.is_finite() {
+                return Err(SpecError::invalid(
+                    field("threshold"),
+                    format!("{threshold} is not finite"),
+                ));
+            }
+            if !(min_area_km2.is_finite() && *min_area_km2 >= 0.0) {
+                return Err(SpecError::invalid(
+                    field("min_area_km2"),
+                    format!("{min_area_km2} must be a finite area, 0 or more"),
+                ));
+            }
+            if *min_duration_steps == 0 {
+                return Err(SpecError::invalid(
+                    field("min_duration_steps"),
+                    "0: an object lasts at least 1 step",
+                ));
+            }
+            if let Some(wind) = wind {
+                let wind_units: Vec<&String> =
+                    wind.iter().filter_map(|name| units.get(name)).collect();
+                if wind_units.len() == 2 && wind_units[0] != wind_units[1] {
+                    return Err(SpecError::invalid(
+                        field("wind"),
+                        format!(
+                            "{:?} and {:?} must share units, got {:?} and {:?}",
+                            wind[0], wind[1], wind_units[0], wind_units[1]
+                        ),
+                    ));
+                }
+                if stage_of.get(&wind[0]) != stage_of.get(input)
+                    || stage_of.get(&wind[1]) != stage_of.get(input)
+                {
+                    return Err(SpecError::invalid(
+                        field("wind"),
+                        format!(
+                            "{:?} and {:?} must lie on the grid of {input:?}",
+                            wind[0], wind[1]
+                        ),
+                    ));
+                }
+            }
+            if let Some(c) = criterion {
+                if wind.is_none() {
+                    return Err(SpecError::invalid(
+                        field("criterion"),
+                        "the atmospheric-river criterion needs `wind = [eastward, northward]` IVT components",
+                    ));
+                }
+                let numbers = [c.min_length_km, c.min_aspect, c.min_coherence];
+                if numbers.iter().any(|n| !n.is_finite() || *n < 0.0) || c.min_coherence > 1.0 {
+                    return Err(SpecError::invalid(
+                        field("criterion"),
+                        format!("{c:?}: lengths and ratios must be finite and ≥ 0, coherence ≤ 1"),
+                    ));
+                }
+            }
+            ("1".to_owned(), format!("objects of {input} ≥ {threshold}"))
+        }
+    })
+}
+
+fn check_expression(expr: &str) -> Result<(), String> {
+    crate::expr::Expr::parse(expr)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn unit_conversion(from: &str, to: &str) -> Result<(), String> {
+    crate::units::conversion(from, to)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn validate_name(name: &str) -> Result<(), SpecError> {
@@ -449,6 +974,75 @@ fn validate_frames(
                 format!("[{lo}, {hi}] must be two finite numbers, low before high"),
             ));
         }
+    }
+    Ok(())
+}
+
+fn validate_zarr(
+    i: usize,
+    zarr: &ZarrSink,
+    units: &BTreeMap<String, String>,
+    stage_of: &BTreeMap<String, usize>,
+    stage_grid: &[usize],
+) -> Result<(), SpecError> {
+    let field = |name: &str| format!("sink[{i}].{name}");
+    let grid_of = |name: &String| stage_of.get(name).map(|s| stage_grid[*s]);
+    if zarr.path.trim().is_empty() {
+        return Err(SpecError::invalid(field("path"), "is empty"));
+    }
+    if zarr.variables.is_empty() {
+        return Err(SpecError::invalid(
+            field("variables"),
+            "is empty; name at least one variable to write",
+        ));
+    }
+    for (j, name) in zarr.variables.iter().enumerate() {
+        if !units.contains_key(name) {
+            return Err(SpecError::UnknownVariable {
+                name: name.clone(),
+                place: format!("sink[{i}].variables[{j}]: source variables and step outputs"),
+                available: units.keys().cloned().collect(),
+            });
+        }
+        if zarr.variables[..j].contains(name) {
+            return Err(SpecError::invalid(
+                field(&format!("variables[{j}]")),
+                format!("{name:?} is listed twice"),
+            ));
+        }
+        if grid_of(name) != grid_of(&zarr.variables[0]) {
+            return Err(SpecError::invalid(
+                field(&format!("variables[{j}]")),
+                format!(
+                    "{name:?} and {:?} lie on different grids; a store holds one grid, so write \
+                     them to two zarr sinks",
+                    zarr.variables[0]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_catalog(i: usize, catalog: &CatalogSink, steps: &[StepSpec]) -> Result<(), SpecError> {
+    let field = |name: &str| format!("sink[{i}].{name}");
+    let producers: Vec<String> = steps
+        .iter()
+        .filter(|s| matches!(s, StepSpec::Objects { .. }))
+        .map(|s| s.output().to_owned())
+        .collect();
+    if !producers.contains(&catalog.objects) {
+        return Err(SpecError::UnknownVariable {
+            name: catalog.objects.clone(),
+            place: format!("sink[{i}].objects: outputs of objects steps"),
+            available: producers,
+        });
+    }
+    if !(catalog.path.ends_with(".parquet") || catalog.path.ends_with(".arrow")) {
+        return Err(SpecError::invalid(
+            field("path"),
+            format!("{:?} must end in .parquet or .arrow", catalog.path),
+        ));
     }
     Ok(())
 }

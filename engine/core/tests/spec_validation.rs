@@ -69,7 +69,9 @@ struct SinkLayer {
 }
 
 fn sink_size(spec: &PipelineSpec) -> SinkLayer {
-    let isotach_core::SinkSpec::Frames(f) = &spec.sinks[0];
+    let isotach_core::SinkSpec::Frames(f) = &spec.sinks[0] else {
+        panic!("the first sink is a frames sink");
+    };
     SinkLayer {
         width: f.width_px,
         height: f.height_px,
@@ -95,7 +97,7 @@ fn step_input_that_nothing_produces_is_named() {
         r#"inputs = ["ivt_u", "ivt"]"#,
     ));
     assert!(
-        e.contains(r#"variable "ivt" not found in step[0] inputs"#),
+        e.contains(r#"variable "ivt" not found in step[0] (magnitude) inputs"#),
         "{e}"
     );
     assert!(e.contains("have: ivt_u, ivt_v"), "{e}");
@@ -204,4 +206,258 @@ fn frames_sink_limits_are_enforced() {
         error(&GOOD.replace(r#"name = "ivt-frames""#, r#"name = "ivt frames!""#))
             .starts_with("name: ")
     );
+}
+
+/// GOOD with `steps` after the magnitude step and `sinks` instead of its frames sink.
+fn with(steps: &str, sinks: &str) -> String {
+    let head = GOOD.split("[[sink]]").next().expect("head");
+    let head = head.replace(
+        r#"variables = ["ivt_u", "ivt_v"]"#,
+        r#"variables = ["ivt_u", "ivt_v", "mslp"]"#,
+    );
+    format!("{head}\n{steps}\n{sinks}")
+}
+
+const FRAMES: &str = r#"
+[[sink]]
+kind = "frames"
+path = "out"
+layers = [{ variable = "ivt" }]
+"#;
+
+#[test]
+fn every_operator_validates_and_tracks_units_and_grids() {
+    let v = check(&with(
+        r#"
+        [[step]]
+        op = "units"
+        input = "mslp"
+        output = "mslp_hpa"
+        to = "hPa"
+        [[step]]
+        op = "expr"
+        expr = "where(ivt > 250, ivt, 0) / 1000"
+        output = "ivt_k"
+        units = "1e3 kg m-1 s-1"
+        [[step]]
+        op = "anomaly"
+        input = "ivt"
+        output = "ivt_anom"
+        [[step]]
+        op = "rolling"
+        input = "ivt"
+        output = "ivt_mean"
+        window = 2
+        [[step]]
+        op = "normalize"
+        input = "ivt"
+        output = "ivt_z"
+        [[step]]
+        op = "coarsen"
+        input = "ivt"
+        output = "ivt_c"
+        factor = [2, 2]
+        [[step]]
+        op = "threshold"
+        input = "ivt_c"
+        output = "high"
+        percentile = 90.0
+        [[step]]
+        op = "objects"
+        input = "high"
+        output = "ar_id"
+        threshold = 0.5
+        [[sink]]
+        kind = "zarr"
+        path = "out/a.zarr"
+        variables = ["ivt_c", "high"]
+        [[sink]]
+        kind = "catalog"
+        objects = "ar_id"
+        path = "out/ar.parquet"
+        "#,
+        "",
+    ))
+    .map_err(|e| e.to_string())
+    .expect("valid");
+    assert_eq!(v.units["mslp_hpa"], "hPa");
+    assert_eq!(v.units["ivt_anom"], "kg m-1 s-1");
+    assert_eq!(v.units["ivt_z"], "1");
+    assert_eq!(v.units["high"], "1");
+    assert_eq!(v.stage_of["ivt_anom"], 0);
+    assert_eq!(v.stage_of["ivt_c"], 1);
+    assert_eq!(v.stage_of["high"], 1);
+    assert_eq!(v.stage_of["ar_id"], 2);
+    let wire = PipelineSpec::from_toml_str(&v.spec.to_toml_string().expect("toml")).expect("toml");
+    assert_eq!(wire, v.spec);
+}
+
+#[test]
+fn wrong_units_for_an_operator_are_named() {
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "units"
+        input = "mslp"
+        output = "mslp_k"
+        to = "K"
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("step[1].to"), "{e}");
+    assert!(e.contains("\"Pa\"") && e.contains("\"K\""), "{e}");
+    assert!(e.contains("hPa"), "lists what Pa converts to: {e}");
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "magnitude"
+        inputs = ["ivt_u", "mslp"]
+        output = "bad"
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("share units") && e.contains("\"Pa\""), "{e}");
+}
+
+#[test]
+fn expressions_are_parsed_at_validation() {
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "expr"
+        expr = "ivt + * 2"
+        output = "x"
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("step[1].expr") && e.contains("'*'"), "{e}");
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "expr"
+        expr = "ivt + precip"
+        output = "x"
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("\"precip\"") && e.contains("ivt_u"), "{e}");
+}
+
+#[test]
+fn duplicate_outputs_and_missing_inputs_are_named() {
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "rolling"
+        input = "ivt"
+        output = "ivt"
+        window = 2
+        "#,
+        FRAMES,
+    ));
+    assert!(
+        e.contains("step[1].output") && e.contains("already defined"),
+        "{e}"
+    );
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "anomaly"
+        input = "ivt_later"
+        output = "a"
+        [[step]]
+        op = "rolling"
+        input = "ivt"
+        output = "ivt_later"
+        window = 2
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("\"ivt_later\"") && e.contains("step[1]"), "{e}");
+}
+
+#[test]
+fn operator_parameters_are_checked() {
+    let cases = [
+        (
+            "op = \"rolling\"\ninput = \"ivt\"\noutput = \"r\"\nwindow = 9",
+            "window",
+        ),
+        (
+            "op = \"threshold\"\ninput = \"ivt\"\noutput = \"t\"\nvalue = 1.0\npercentile = 50.0",
+            "exactly one",
+        ),
+        (
+            "op = \"threshold\"\ninput = \"ivt\"\noutput = \"t\"\npercentile = 150.0",
+            "150",
+        ),
+        (
+            "op = \"normalize\"\ninput = \"ivt\"\noutput = \"z\"\nmean = 1.0",
+            "both",
+        ),
+        (
+            "op = \"coarsen\"\ninput = \"ivt\"\noutput = \"c\"\nfactor = [0, 2]",
+            "factor",
+        ),
+        (
+            "op = \"regrid\"\ninput = \"ivt\"\noutput = \"g\"\nresolution_deg = -1.0",
+            "resolution_deg",
+        ),
+        (
+            "op = \"objects\"\ninput = \"ivt\"\noutput = \"o\"\nthreshold = 250.0\ncriterion = {}",
+            "wind",
+        ),
+    ];
+    for (step, needle) in cases {
+        let e = error(&with(&format!("[[step]]\n{step}\n"), FRAMES));
+        assert!(e.contains(needle), "{step}: {e}");
+    }
+}
+
+#[test]
+fn sinks_name_their_problems() {
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "coarsen"
+        input = "ivt"
+        output = "ivt_c"
+        factor = [2, 2]
+        [[sink]]
+        kind = "zarr"
+        path = "out/a.zarr"
+        variables = ["ivt", "ivt_c"]
+        "#,
+        "",
+    ));
+    assert!(e.contains("different grids"), "{e}");
+    let e = error(&with(
+        "",
+        r#"
+        [[sink]]
+        kind = "catalog"
+        objects = "ivt"
+        path = "out/c.parquet"
+        "#,
+    ));
+    assert!(e.contains("outputs of objects steps"), "{e}");
+}
+
+#[test]
+fn cell_steps_refuse_inputs_on_different_grids() {
+    let e = error(&with(
+        r#"
+        [[step]]
+        op = "coarsen"
+        input = "ivt"
+        output = "ivt_c"
+        factor = [2, 2]
+        [[step]]
+        op = "expr"
+        expr = "ivt - ivt_c"
+        output = "d"
+        "#,
+        FRAMES,
+    ));
+    assert!(e.contains("different grids"), "{e}");
 }

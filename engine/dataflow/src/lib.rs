@@ -14,10 +14,12 @@
 mod bundle;
 mod error;
 pub mod operators;
+mod progress;
 mod runner;
 mod stats;
 
 pub use bundle::TileBundle;
 pub use error::{EngineError, ErrorSlot, Result};
-pub use runner::{RunConfig, RunReport, run_pipeline};
+pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress};
+pub use runner::{Cluster, RunConfig, RunReport, run_pipeline, variable_grid};
 pub use stats::{StepStats, stats_table};

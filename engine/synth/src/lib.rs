@@ -245,26 +245,7 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
             .map(|(k, v)| ((*k).to_owned(), json!(v)))
             .collect()
     };
-    writer.write_coordinate(
-        "lat",
-        &grid.lat,
-        attrs(&[
-            ("units", "degrees_north"),
-            ("standard_name", "latitude"),
-            ("long_name", "latitude"),
-            ("axis", "Y"),
-        ]),
-    )?;
-    writer.write_coordinate(
-        "lon",
-        &grid.lon,
-        attrs(&[
-            ("units", "degrees_east"),
-            ("standard_name", "longitude"),
-            ("long_name", "longitude"),
-            ("axis", "X"),
-        ]),
-    )?;
+    writer.write_lat_lon(&grid)?;
     writer.write_coordinate(
         "level",
         &config.levels_hpa,
