@@ -239,7 +239,9 @@ impl ZarrWriter {
             metadata,
             ..Default::default()
         }));
-        group.store_metadata().map_err(|e| self.err("zarr.json", e))?;
+        group
+            .store_metadata()
+            .map_err(|e| self.err("zarr.json", e))?;
         self.sort_root_metadata()
     }
 
@@ -267,7 +269,12 @@ fn sort_keys(value: Value) -> Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,

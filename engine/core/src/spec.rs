@@ -223,7 +223,7 @@ fn one_step() -> u32 {
 }
 
 /// The period a climatology is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClimatologyPeriod {
     /// Calendar month (xarray `time.month`).
@@ -231,6 +231,24 @@ pub enum ClimatologyPeriod {
     Month,
     /// Day of year, 1..=366 (xarray `time.dayofyear`).
     DayOfYear,
+}
+
+impl ClimatologyPeriod {
+    /// The period `time` falls in: month 1–12 or day of the year 1–366.
+    ///
+    /// ```
+    /// use isotach_core::ClimatologyPeriod;
+    /// let t = "2024-12-31T18:00:00Z".parse().unwrap();
+    /// assert_eq!(ClimatologyPeriod::Month.of(t), 12);
+    /// assert_eq!(ClimatologyPeriod::DayOfYear.of(t), 366);
+    /// ```
+    pub fn of(self, time: DateTime<Utc>) -> u16 {
+        use chrono::Datelike;
+        match self {
+            Self::Month => time.month() as u16,
+            Self::DayOfYear => time.ordinal() as u16,
+        }
+    }
 }
 
 /// The geometric atmospheric-river criterion: an object passes at a step when it is long, narrow,
@@ -260,6 +278,13 @@ impl Default for ArCriterionSpec {
             require_poleward: true,
             min_coherence: default_min_coherence(),
         }
+    }
+}
+
+impl ArCriterionSpec {
+    /// True when the test reads the IVT components.
+    pub fn needs_wind(&self) -> bool {
+        self.require_poleward || self.min_coherence > 0.0
     }
 }
 

@@ -14,9 +14,9 @@ use timely::dataflow::operators::{Concatenate, Exchange, Inspect, Operator, Prob
 use timely::dataflow::{InputHandle, ProbeHandle, Stream};
 
 use crate::operators::{
-    Anomaly, ArCriterion, ClimatologyPeriod as OpPeriod, Coarsen, ConvertUnits, Expression,
-    Normalize, NormalizeStats, ObjectRecord, Objects, ObjectsConfig, Regrid, Rolling, Threshold,
-    ThresholdLevel, coarsen_grid, finish_catalog, regrid_target,
+    Anomaly, Coarsen, ConvertUnits, Expression, Normalize, NormalizeStats, ObjectRecord, Objects,
+    ObjectsConfig, Regrid, Rolling, Threshold, ThresholdLevel, coarsen_grid, finish_catalog,
+    regrid_target,
 };
 use crate::operators::{
     AssembleFields, FieldPlan, Magnitude, ReadTiles, SplitFields, StepStatistics, TilePartial,
@@ -551,12 +551,8 @@ fn cell_step<'scope>(
             }
         }
         StepSpec::Anomaly { input, by, .. } => {
-            let by = match by {
-                isotach_core::ClimatologyPeriod::Month => OpPeriod::Month,
-                isotach_core::ClimatologyPeriod::DayOfYear => OpPeriod::DayOfYear,
-            };
             bundles
-                .anomaly(input.clone(), output, by, times.clone(), errors)
+                .anomaly(input.clone(), output, *by, times.clone(), errors)
                 .0
         }
         StepSpec::Normalize {
@@ -611,7 +607,7 @@ fn objects_config(op: &StepSpec) -> Option<ObjectsConfig> {
         threshold: *threshold,
         min_area_km2: *min_area_km2,
         min_duration_steps: *min_duration_steps,
-        criterion: criterion.map(ArCriterion::from),
+        criterion: *criterion,
         wind: wind.clone().map(|[u, v]| (u, v)),
     })
 }

@@ -51,6 +51,11 @@ pub struct SynthConfig {
     pub levels_hpa: Vec<f64>,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// Write only the surface variables ([`SURFACE_VARIABLES`]), skipping the pressure-level
+    /// arrays `q`, `u`, `v` (default false). The levels are still computed, since the column
+    /// integrals come from them, and the `level` coordinate is still written; a 0.25° store is then
+    /// 6 planes a step instead of 6 + 3 × levels.
+    pub surface_only: bool,
 }
 
 impl Default for SynthConfig {
@@ -65,6 +70,7 @@ impl Default for SynthConfig {
                 .unwrap_or_default(),
             levels_hpa: vec![1000.0, 925.0, 850.0, 700.0, 600.0, 500.0, 400.0, 300.0],
             threads: 0,
+            surface_only: false,
         }
     }
 }
@@ -290,10 +296,14 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
         .iter()
         .map(|v| declare(*v, &surface_layout))
         .collect::<Result<_, _>>()?;
-    let levels: Vec<ZarrVariableWriter> = LEVEL_VARIABLES
-        .iter()
-        .map(|v| declare(*v, &level_layout))
-        .collect::<Result<_, _>>()?;
+    let levels: Vec<ZarrVariableWriter> = if config.surface_only {
+        Vec::new()
+    } else {
+        LEVEL_VARIABLES
+            .iter()
+            .map(|v| declare(*v, &level_layout))
+            .collect::<Result<_, _>>()?
+    };
 
     let mut rng = rng::SplitMix64::new(config.seed);
     let waves = physics::WavePhases {

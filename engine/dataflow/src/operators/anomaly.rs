@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use differential_dataflow::difference::{Abelian, IsZero, Monoid, Semigroup};
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, VecCollection};
@@ -15,32 +15,7 @@ use timely::dataflow::operators::{Capability, Operator};
 use super::rolling::{bundle_error, derived_tile, input_tile};
 use crate::{ErrorSlot, TileBundle};
 
-/// How steps are grouped into a climatology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ClimatologyPeriod {
-    /// By calendar month, 1 to 12: xarray's `time.month`.
-    Month,
-    /// By day of the year, 1 to 366 (1 March is day 60 in common years and 61 in leap years):
-    /// xarray's `time.dayofyear`.
-    DayOfYear,
-}
-
-impl ClimatologyPeriod {
-    /// The period `time` falls in.
-    ///
-    /// ```
-    /// use isotach_engine::operators::ClimatologyPeriod;
-    /// let t = "2024-12-31T18:00:00Z".parse().unwrap();
-    /// assert_eq!(ClimatologyPeriod::Month.of(t), 12);
-    /// assert_eq!(ClimatologyPeriod::DayOfYear.of(t), 366);
-    /// ```
-    pub fn of(self, time: DateTime<Utc>) -> u16 {
-        match self {
-            Self::Month => time.month() as u16,
-            Self::DayOfYear => time.ordinal() as u16,
-        }
-    }
-}
+pub use isotach_core::ClimatologyPeriod;
 
 /// Which climatology record: one region, one period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
