@@ -55,12 +55,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use isotach_connectors::{
-    FieldStoreLayout, ReadOptions, Source, StoreOptions, TileRequest, ZarrFieldSink, open_source,
-    write_table,
+    ReadOptions, Source, StoreOptions, TileRequest, ZarrFieldSink, open_source, write_table,
 };
 use isotach_core::{ClimatologyPeriod, Field, PipelineSpec, SinkSpec, StepSpec, ZarrSink};
 use isotach_engine::operators::{ObjectRecord, catalog_table, node_to_object};
-use isotach_engine::{RunConfig, RunReport, run_pipeline, variable_grid};
+use isotach_engine::{RunConfig, RunReport, run_pipeline, zarr_sink_layout};
 use isotach_synth::{SynthConfig, generate};
 use serde_json::{Map, Value, json};
 
@@ -370,30 +369,18 @@ fn run_isotach(spec: &PipelineSpec, workers: usize, write: bool) -> Result<(Timi
     let pipeline = spec.validate(source.describe())?;
     let mut sinks = Vec::new();
     for sink in spec.sinks.iter().filter(|_| write) {
-        let SinkSpec::Zarr(ZarrSink { path, variables }) = sink else {
+        let SinkSpec::Zarr(zarr) = sink else {
             continue;
         };
-        let dataset = source.describe();
-        let layout = FieldStoreLayout {
-            grid: variable_grid(&pipeline, &dataset.grid, &variables[0])?,
-            times: dataset.time.times[pipeline.steps.clone()].to_vec(),
-            first_step: pipeline.steps.start as u64,
-            variables: variables
-                .iter()
-                .map(|name| {
-                    let get = |m: &BTreeMap<String, String>| m.get(name).cloned();
-                    (
-                        name.clone(),
-                        get(&pipeline.units).unwrap_or_default(),
-                        get(&pipeline.long_names).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        };
+        let layout = zarr_sink_layout(&pipeline, source.describe(), zarr)?;
         let mut attributes = Map::new();
         attributes.insert("Conventions".into(), json!("CF-1.8"));
         attributes.insert("source".into(), json!(spec.source.uri));
-        sinks.push(ZarrFieldSink::create(Path::new(path), &layout, attributes)?);
+        sinks.push(ZarrFieldSink::create(
+            Path::new(&zarr.path),
+            &layout,
+            attributes,
+        )?);
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Field>(4);
     let consumer = std::thread::spawn(move || -> Result<usize> {

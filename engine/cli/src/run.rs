@@ -293,23 +293,7 @@ fn open_zarr_sinks(
         .collect();
     let mut sinks = Vec::new();
     for sink in zarr {
-        let grid = isotach_engine::variable_grid(pipeline, &dataset.grid, &sink.variables[0])?;
-        let layout = FieldStoreLayout {
-            grid,
-            times: dataset.time.times[pipeline.steps.clone()].to_vec(),
-            first_step: pipeline.steps.start as u64,
-            variables: sink
-                .variables
-                .iter()
-                .map(|name| {
-                    (
-                        name.clone(),
-                        pipeline.units.get(name).cloned().unwrap_or_default(),
-                        pipeline.long_names.get(name).cloned().unwrap_or_default(),
-                    )
-                })
-                .collect(),
-        };
+        let layout = isotach_engine::zarr_sink_layout(pipeline, dataset, sink)?;
         let path = PathBuf::from(&sink.path);
         let created = if lead {
             let mut attributes = Map::new();

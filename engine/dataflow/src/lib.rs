@@ -21,5 +21,5 @@ mod stats;
 pub use bundle::TileBundle;
 pub use error::{EngineError, ErrorSlot, Result};
 pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress};
-pub use runner::{Cluster, RunConfig, RunReport, run_pipeline, variable_grid};
+pub use runner::{Cluster, RunConfig, RunReport, run_pipeline, variable_grid, zarr_sink_layout};
 pub use stats::{StepStats, stats_table};

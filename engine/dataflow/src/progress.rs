@@ -9,7 +9,7 @@ use std::time::Instant;
 /// ```
 /// let progress = isotach_engine::Progress::default();
 /// let read = progress.stage("read", "tiles", 4);
-/// progress.add(read, 3);
+/// read.add(3);
 /// let now = progress.snapshot();
 /// assert_eq!(now.stages[0].done, 3);
 /// assert_eq!(now.stages[0].total, 4);
@@ -89,11 +89,6 @@ impl Progress {
         let counter = std::sync::Arc::new(AtomicU64::new(0));
         counts.push(counter.clone());
         StageCounter(counter)
-    }
-
-    /// Counts `n` more items of `counter` (same as `counter.add(n)`).
-    pub fn add(&self, counter: StageCounter, n: u64) {
-        counter.add(n);
     }
 
     /// The counts now.

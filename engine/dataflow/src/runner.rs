@@ -616,6 +616,36 @@ fn objects_config(op: &StepSpec) -> Option<ObjectsConfig> {
     })
 }
 
+/// The store layout of a Zarr sink: its variables' grid, the selected steps, units and long names.
+pub fn zarr_sink_layout(
+    pipeline: &ValidatedPipeline,
+    dataset: &isotach_core::DatasetInfo,
+    sink: &isotach_core::ZarrSink,
+) -> Result<isotach_connectors::FieldStoreLayout> {
+    let first = sink
+        .variables
+        .first()
+        .ok_or_else(|| EngineError::Plan(format!("zarr sink {} names no variable", sink.path)))?;
+    let describe =
+        |map: &BTreeMap<String, String>, name: &String| map.get(name).cloned().unwrap_or_default();
+    Ok(isotach_connectors::FieldStoreLayout {
+        grid: variable_grid(pipeline, &dataset.grid, first)?,
+        times: dataset.time.times[pipeline.steps.clone()].to_vec(),
+        first_step: pipeline.steps.start as u64,
+        variables: sink
+            .variables
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    describe(&pipeline.units, name),
+                    describe(&pipeline.long_names, name),
+                )
+            })
+            .collect(),
+    })
+}
+
 /// The grid `variable` lies on: the source grid, or the grid a coarsen or regrid step made.
 pub fn variable_grid(
     pipeline: &ValidatedPipeline,
