@@ -141,7 +141,11 @@ impl Source for SelectedSource {
             });
         }
         let offsets = self.run_offsets();
-        let mut values = vec![f32::NAN; w.len()];
+        let levels = self
+            .info
+            .vertical_axis_of(variable)
+            .map_or(1, |axis| axis.values.len());
+        let mut values = vec![f32::NAN; levels * w.len()];
         let mut units = String::new();
         for (run, offset) in self.selection.columns.iter().zip(&offsets) {
             let c0 = w.col0.max(*offset);
@@ -165,10 +169,25 @@ impl Source for SelectedSource {
             )?;
             units = tile.units;
             let src = tile.values.as_slice();
-            for r in 0..w.rows {
-                let dst = r * w.cols + (c0 - w.col0);
-                values[dst..dst + piece.cols]
-                    .copy_from_slice(&src[r * piece.cols..(r + 1) * piece.cols]);
+            if src.len() != levels * piece.len() {
+                return Err(ConnectorError::Metadata {
+                    uri: self.info.uri.clone(),
+                    array: variable.to_owned(),
+                    message: format!(
+                        "a tile of {piece:?} over {levels} level(s) came back with {} values",
+                        src.len()
+                    ),
+                });
+            }
+            // Levels are outermost: each level is a rows × cols plane.
+            for level in 0..levels {
+                let (dst_plane, src_plane) = (level * w.len(), level * piece.len());
+                for r in 0..w.rows {
+                    let dst = dst_plane + r * w.cols + (c0 - w.col0);
+                    let src_row = src_plane + r * piece.cols;
+                    values[dst..dst + piece.cols]
+                        .copy_from_slice(&src[src_row..src_row + piece.cols]);
+                }
             }
         }
         Ok(Tile::on_grid(

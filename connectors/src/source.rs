@@ -57,8 +57,8 @@ struct Budget {
 }
 
 impl Budget {
-    fn cost(&self, request: &TileRequest) -> u64 {
-        (request.window.len() as u64 * 4).clamp(1, self.total)
+    fn cost(&self, request: &TileRequest, levels: usize) -> u64 {
+        (request.window.len() as u64 * levels as u64 * 4).clamp(1, self.total)
     }
 
     fn take(&self, bytes: u64, cancelled: &AtomicBool) -> bool {
@@ -145,7 +145,11 @@ pub fn read_tiles(
                     let Some((variable, request)) = next else {
                         return;
                     };
-                    let bytes = budget.cost(&request);
+                    let levels = source
+                        .describe()
+                        .vertical_axis_of(&variable)
+                        .map_or(1, |axis| axis.values.len());
+                    let bytes = budget.cost(&request, levels);
                     if !budget.take(bytes, &cancelled) {
                         return;
                     }

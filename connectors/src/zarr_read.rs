@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use isotach_core::{
     Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileWindow, TimeAxis,
-    VariableInfo,
+    VariableInfo, VerticalAxis,
 };
 use serde_json::{Map, Value};
 use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheLruSizeLimit, ChunkCacheTypeDecoded};
@@ -169,36 +169,18 @@ impl ZarrSource {
                 }
             })
         };
-        let time_name = coord(&["time"])?;
         let lat_name = coord(&["lat", "latitude"])?;
         let lon_name = coord(&["lon", "longitude"])?;
-
         let read = |name: &str| read_all_f64(uri, name, &arrays[name]);
         let lat = read(&lat_name)?;
         let lon = read(&lon_name)?;
-        let time_values = read(&time_name)?;
-        let time_array = &arrays[&time_name].array;
-        let time_error = |message: String| ConnectorError::Metadata {
-            uri: uri.to_owned(),
-            array: time_name.clone(),
-            message,
+        // A store without time (a climatology by month, say) has an empty time axis; a pipeline
+        // refuses it as a source when it validates the time range.
+        let time = match find_coord(&["time"]) {
+            Some(time_name) => Self::time_axis(uri, &time_name, &arrays, read(&time_name)?)?,
+            None => TimeAxis { times: Vec::new() },
         };
-        let time_units = text_attr(time_array, "units").ok_or_else(|| {
-            time_error("has no CF units attribute (for example \"hours since 1900-01-01\")".into())
-        })?;
-        let calendar = match text_attr(time_array, "calendar") {
-            Some(name) => Calendar::parse(&name).map_err(|e| time_error(e.to_string()))?,
-            None => Calendar::Standard,
-        };
-        let units = CfTimeUnits::parse(&time_units)
-            .map_err(|e| time_error(e.to_string()))?
-            .in_calendar(calendar);
-        if let Some(bad) = time_values.iter().find(|v| !v.is_finite()) {
-            return Err(time_error(format!("holds a non-finite time value {bad}")));
-        }
-        let time = TimeAxis {
-            times: time_values.iter().map(|v| units.instant(*v)).collect(),
-        };
+        let time_name = find_coord(&["time"]).unwrap_or_default();
 
         let canonical = |d: &str| match d {
             d if d == lat_name => "lat".to_owned(),
@@ -241,12 +223,33 @@ impl ZarrSource {
         variables.sort_by(|a, b| a.name.cmp(&b.name));
         coordinates.sort_by(|a, b| a.name.cmp(&b.name));
 
+        // Level coordinates of (time, level, lat, lon) variables, with their values.
+        let mut vertical: Vec<VerticalAxis> = Vec::new();
+        for variable in &variables {
+            let [time, level, lat, lon] = variable.dims.as_slice() else {
+                continue;
+            };
+            if (time.as_str(), lat.as_str(), lon.as_str()) != ("time", "lat", "lon")
+                || vertical.iter().any(|axis| &axis.name == level)
+                || !coordinates.iter().any(|c| &c.name == level)
+            {
+                continue;
+            }
+            vertical.push(VerticalAxis {
+                name: level.clone(),
+                units: text_attr(&arrays[level].array, "units").unwrap_or_default(),
+                values: read(level)?,
+            });
+        }
+        vertical.sort_by(|a, b| a.name.cmp(&b.name));
+
         let info = DatasetInfo {
             uri: uri.to_owned(),
             variables,
             coordinates,
             time,
             grid: LatLonGrid { lat, lon },
+            vertical,
             attributes: root_attributes,
         };
         Ok(Self {
@@ -260,6 +263,37 @@ impl ZarrSource {
     /// The path or URI the store was opened from.
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The instants of the CF-encoded `time_name` coordinate holding `values`.
+    fn time_axis(
+        uri: &str,
+        time_name: &str,
+        arrays: &HashMap<String, ZarrArray>,
+        values: Vec<f64>,
+    ) -> Result<TimeAxis> {
+        let time_array = &arrays[time_name].array;
+        let time_error = |message: String| ConnectorError::Metadata {
+            uri: uri.to_owned(),
+            array: time_name.to_owned(),
+            message,
+        };
+        let time_units = text_attr(time_array, "units").ok_or_else(|| {
+            time_error("has no CF units attribute (for example \"hours since 1900-01-01\")".into())
+        })?;
+        let calendar = match text_attr(time_array, "calendar") {
+            Some(name) => Calendar::parse(&name).map_err(|e| time_error(e.to_string()))?,
+            None => Calendar::Standard,
+        };
+        let units = CfTimeUnits::parse(&time_units)
+            .map_err(|e| time_error(e.to_string()))?
+            .in_calendar(calendar);
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(time_error(format!("holds a non-finite time value {bad}")));
+        }
+        Ok(TimeAxis {
+            times: values.iter().map(|v| units.instant(*v)).collect(),
+        })
     }
 
     /// Reads a whole array, CF-decoded, as f64 (coordinates, tests).
@@ -314,19 +348,24 @@ impl ZarrSource {
         }
     }
 
-    fn surface_variable(&self, variable: &str) -> Result<&ZarrArray> {
+    /// The array of a variable tiles are read from, and the range of levels a tile holds (`None`
+    /// for a field on (time, lat, lon)).
+    fn tile_variable(&self, variable: &str) -> Result<(&ZarrArray, Option<Range<u64>>)> {
         let z = self.array(variable)?;
-        if z.array.dimensionality() != 3 {
-            return Err(ConnectorError::Metadata {
+        match z.array.dimensionality() {
+            3 => Ok((z, None)),
+            4 if self.info.vertical_axis_of(variable).is_some() => {
+                Ok((z, Some(0..z.array.shape()[1])))
+            }
+            n => Err(ConnectorError::Metadata {
                 uri: self.uri.clone(),
                 array: variable.to_owned(),
                 message: format!(
-                    "has {} dimensions; tiles are read from (time, lat, lon) arrays",
-                    z.array.dimensionality()
+                    "has {n} dimensions; tiles are read from (time, lat, lon) arrays, or from \
+                     (time, level, lat, lon) arrays with a level coordinate"
                 ),
-            });
+            }),
         }
-        Ok(z)
     }
 }
 
@@ -336,23 +375,24 @@ impl Source for ZarrSource {
     }
 
     fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
-        let array = &self.surface_variable(variable)?.array;
+        let array = &self.tile_variable(variable)?.0.array;
         let block = read_block_shape(array).map_err(|message| ConnectorError::Metadata {
             uri: self.uri.clone(),
             array: variable.to_owned(),
             message,
         })?;
-        let shape = array.shape();
-        let (rows, cols) = (shape[1], shape[2]);
+        let horizontal = |dims: &[u64]| (dims[dims.len() - 2], dims[dims.len() - 1]);
+        let (rows, cols) = horizontal(array.shape());
+        let (block_rows, block_cols) = horizontal(&block);
         let mut regions = Vec::new();
-        for row in 0..rows.div_ceil(block[1]) {
-            for col in 0..cols.div_ceil(block[2]) {
-                let (row0, col0) = (row * block[1], col * block[2]);
+        for row in 0..rows.div_ceil(block_rows) {
+            for col in 0..cols.div_ceil(block_cols) {
+                let (row0, col0) = (row * block_rows, col * block_cols);
                 let window = TileWindow {
                     row0: row0 as usize,
-                    rows: block[1].min(rows - row0) as usize,
+                    rows: block_rows.min(rows - row0) as usize,
                     col0: col0 as usize,
-                    cols: block[2].min(cols - col0) as usize,
+                    cols: block_cols.min(cols - col0) as usize,
                 };
                 regions.push((
                     RegionKey {
@@ -367,14 +407,17 @@ impl Source for ZarrSource {
     }
 
     fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile> {
-        let z = self.surface_variable(variable)?;
+        let (z, levels) = self.tile_variable(variable)?;
         let w = request.window;
         let end = |start: u64, len: u64| start.saturating_add(len);
-        let ranges = [
-            request.step..end(request.step, 1),
-            w.row0 as u64..end(w.row0 as u64, w.rows as u64),
-            w.col0 as u64..end(w.col0 as u64, w.cols as u64),
-        ];
+        let ranges: Vec<Range<u64>> = [request.step..end(request.step, 1)]
+            .into_iter()
+            .chain(levels)
+            .chain([
+                w.row0 as u64..end(w.row0 as u64, w.rows as u64),
+                w.col0 as u64..end(w.col0 as u64, w.cols as u64),
+            ])
+            .collect();
         self.check_window(variable, z, &ranges)?;
         if w.is_empty() {
             return Err(ConnectorError::Metadata {

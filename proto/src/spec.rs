@@ -13,8 +13,8 @@
 //! message built from a core spec says every value explicitly.
 
 use isotach_core::{
-    ArCriterionSpec, CatalogSink, ClimatologyPeriod, Colormap, FramesSink, LayerSpec, PipelineSpec,
-    RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
+    ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, Colormap, FramesSink,
+    LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
 };
 
 use crate::v1;
@@ -39,7 +39,7 @@ const DEFAULT_CLIMATOLOGY_PERIOD: ClimatologyPeriod = ClimatologyPeriod::Month;
 
 /// The cases of `Step.op` this version knows, as [`ConversionError::OneofNotSet`] lists them.
 const STEP_OPS: &str =
-    "magnitude, expr, units, coarsen, regrid, anomaly, normalize, rolling, threshold, objects";
+    "magnitude, expr, units, coarsen, regrid, anomaly, normalize, rolling, threshold, objects, ivt";
 /// The cases of `Sink.kind` this version knows.
 const SINK_KINDS: &str = "frames, zarr, catalog";
 /// The values of `ClimatologyPeriod` this version knows.
@@ -159,6 +159,23 @@ impl From<&StepSpec> for v1::Step {
             StepSpec::Magnitude { inputs, output } => {
                 Op::Magnitude(s::Magnitude { inputs, output })
             }
+            StepSpec::Ivt {
+                humidity,
+                wind: [eastward, northward],
+                output,
+                components,
+            } => Op::Ivt(s::Ivt {
+                humidity,
+                wind: Some(v1::WindComponents {
+                    eastward,
+                    northward,
+                }),
+                output,
+                components: components.map(|[eastward, northward]| v1::WindComponents {
+                    eastward,
+                    northward,
+                }),
+            }),
             StepSpec::Expr {
                 expr,
                 output,
@@ -188,10 +205,19 @@ impl From<&StepSpec> for v1::Step {
                 output,
                 resolution_deg,
             }),
-            StepSpec::Anomaly { input, output, by } => Op::Anomaly(s::Anomaly {
+            StepSpec::Anomaly {
+                input,
+                output,
+                by,
+                climatology,
+            } => Op::Anomaly(s::Anomaly {
                 input,
                 output,
                 by: v1::ClimatologyPeriod::from(by).into(),
+                climatology: climatology.map(|c| s::ClimatologyStore {
+                    uri: c.uri,
+                    variable: c.variable,
+                }),
             }),
             StepSpec::Normalize {
                 input,
@@ -373,6 +399,17 @@ fn step_from_wire(i: usize, step: v1::Step) -> Result<StepSpec, ConversionError>
             inputs: m.inputs,
             output: m.output,
         },
+        Op::Ivt(t) => {
+            let wind = t.wind.ok_or_else(|| ConversionError::Missing {
+                field: field("ivt", "wind"),
+            })?;
+            StepSpec::Ivt {
+                humidity: t.humidity,
+                wind: [wind.eastward, wind.northward],
+                output: t.output,
+                components: t.components.map(|c| [c.eastward, c.northward]),
+            }
+        }
         Op::Expr(e) => StepSpec::Expr {
             expr: e.expr,
             output: e.output,
@@ -400,6 +437,10 @@ fn step_from_wire(i: usize, step: v1::Step) -> Result<StepSpec, ConversionError>
             by: climatology_period(a.by, || field("anomaly", "by"))?,
             input: a.input,
             output: a.output,
+            climatology: a.climatology.map(|c| ClimatologyStore {
+                uri: c.uri,
+                variable: c.variable,
+            }),
         },
         Op::Normalize(n) => StepSpec::Normalize {
             input: n.input,

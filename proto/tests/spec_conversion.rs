@@ -327,7 +327,7 @@ fn step_without_op_is_refused() {
     assert_eq!(
         err.to_string(),
         "steps[1].op is not set; set one of: magnitude, expr, units, coarsen, regrid, anomaly, \
-         normalize, rolling, threshold, objects"
+         normalize, rolling, threshold, objects, ivt"
     );
 }
 
@@ -447,6 +447,7 @@ op = "anomaly"
 input = "t2m"
 output = "t2m_anom"
 by = "day_of_year"
+climatology = { uri = "s3://bucket/t2m-clim.zarr", variable = "t2m_daily" }
 
 [[step]]
 op = "normalize"
@@ -493,6 +494,19 @@ op = "objects"
 input = "ivt"
 output = "blobs"
 threshold = 500.0
+
+[[step]]
+op = "ivt"
+humidity = "q"
+wind = ["u", "v"]
+output = "ivt_levels"
+components = ["ivt_levels_u", "ivt_levels_v"]
+
+[[step]]
+op = "ivt"
+humidity = "q"
+wind = ["u", "v"]
+output = "ivt_magnitude_only"
 
 [[sink]]
 kind = "frames"
@@ -548,7 +562,8 @@ fn every_op_and_sink_round_trips_through_encoded_bytes() {
                 "normalize",
                 "rolling",
                 "threshold",
-                "objects"
+                "objects",
+                "ivt"
             ],
             vec!["frames", "zarr", "catalog"]
         )
@@ -613,6 +628,13 @@ fn every_op_and_sink_says_every_value_on_the_wire() {
         panic!("anomaly")
     };
     assert_eq!(anomaly.by(), v1::ClimatologyPeriod::DayOfYear);
+    assert_eq!(
+        anomaly.climatology,
+        Some(s::ClimatologyStore {
+            uri: text("s3://bucket/t2m-clim.zarr"),
+            variable: text("t2m_daily"),
+        })
+    );
     assert_eq!(
         ops[6],
         Op::Normalize(s::Normalize {
@@ -690,6 +712,31 @@ fn every_op_and_sink_says_every_value_on_the_wire() {
             criterion: None,
         })
     );
+    let wind = Some(v1::WindComponents {
+        eastward: text("u"),
+        northward: text("v"),
+    });
+    assert_eq!(
+        ops[13],
+        Op::Ivt(s::Ivt {
+            humidity: text("q"),
+            wind: wind.clone(),
+            output: text("ivt_levels"),
+            components: Some(v1::WindComponents {
+                eastward: text("ivt_levels_u"),
+                northward: text("ivt_levels_v"),
+            }),
+        })
+    );
+    assert_eq!(
+        ops[14],
+        Op::Ivt(s::Ivt {
+            humidity: text("q"),
+            wind,
+            output: text("ivt_magnitude_only"),
+            components: None,
+        })
+    );
     assert_eq!(
         wire.sinks[1].kind,
         Some(v1::sink::Kind::Zarr(v1::sink::Zarr {
@@ -719,6 +766,7 @@ fn every_climatology_period_round_trips() {
             input: "t2m".to_owned(),
             output: "a".to_owned(),
             by,
+            climatology: None,
         };
         let mut spec = full_spec(None);
         spec.steps = vec![step];
@@ -745,6 +793,7 @@ fn sparse_wire_spec() -> v1::PipelineSpec {
             input: text("a"),
             output: text("c"),
             by: v1::ClimatologyPeriod::Unspecified.into(),
+            climatology: None,
         }),
         Op::Normalize(s::Normalize {
             input: text("a"),
@@ -880,7 +929,8 @@ fn unset_optional_fields_take_the_toml_defaults() {
         StepSpec::Anomaly {
             input: "a".to_owned(),
             output: "c".to_owned(),
-            by: ClimatologyPeriod::Month
+            by: ClimatologyPeriod::Month,
+            climatology: None,
         }
     );
     let StepSpec::Objects {
@@ -1254,7 +1304,8 @@ fn field_numbers_and_presence_are_as_published() {
             "normalize",
             "rolling",
             "threshold",
-            "objects"
+            "objects",
+            "ivt"
         ])
     );
     assert_eq!(numbered(&["Sink"]), expect(&["frames", "zarr", "catalog"]));
@@ -1305,5 +1356,19 @@ fn field_numbers_and_presence_are_as_published() {
     assert_eq!(
         v1::ClimatologyPeriod::DayOfYear.as_str_name(),
         "CLIMATOLOGY_PERIOD_DAY_OF_YEAR"
+    );
+}
+
+#[test]
+fn ivt_without_wind_is_refused() {
+    let mut wire = v1::PipelineSpec::from(&every_op_spec());
+    let Some(v1::step::Op::Ivt(ivt)) = &mut wire.steps[13].op else {
+        panic!("step 13 is ivt")
+    };
+    ivt.wind = None;
+    let e = PipelineSpec::try_from(wire).expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "steps[13].ivt.wind is missing; it is required"
     );
 }

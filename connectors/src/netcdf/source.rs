@@ -179,6 +179,8 @@ impl NetcdfSource {
             coordinates,
             time,
             grid: LatLonGrid { lat, lon },
+            // NetCDF-3 variables are read on (time, lat, lon) only.
+            vertical: Vec::new(),
             attributes: file.attributes().clone(),
         };
         Ok(Self {

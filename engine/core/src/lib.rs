@@ -9,6 +9,7 @@
 //! This crate depends on no other workspace crate.
 
 mod colormap;
+pub mod column;
 mod error;
 pub mod expr;
 mod field;
@@ -23,9 +24,9 @@ pub use error::{Result, SpecError};
 pub use field::Field;
 pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
-    ArCriterionSpec, CatalogSink, ClimatologyPeriod, DatasetInfo, FramesSink, LayerSpec,
-    MAX_CANVAS_PIXELS, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec,
-    TimeRange, ValidatedPipeline, VariableInfo, ZarrSink,
+    ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, DatasetInfo, FramesSink,
+    LayerSpec, MAX_CANVAS_PIXELS, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope,
+    StepSpec, TimeRange, ValidatedPipeline, VariableInfo, VerticalAxis, ZarrSink,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
 pub use time::{Calendar, CfTimeUnits, TimeAxis};

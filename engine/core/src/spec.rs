@@ -95,6 +95,21 @@ pub enum StepSpec {
         /// The name of the result.
         output: String,
     },
+    /// Integrated vapour transport `(1/g) ∫ q·V dp` from specific humidity and wind on pressure
+    /// levels (trapezoidal rule over the stored levels): the magnitude, and optionally the
+    /// eastward and northward components.
+    Ivt {
+        /// Specific humidity on levels (`kg kg-1`, or `g kg-1`).
+        humidity: String,
+        /// Wind components on the same levels, `[eastward, northward]`.
+        wind: [String; 2],
+        /// The name of the IVT magnitude (`kg m-1 s-1`).
+        output: String,
+        /// Names for the `[eastward, northward]` components, when they are wanted too (for
+        /// example by an atmospheric-river criterion).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        components: Option<[String; 2]>,
+    },
     /// Arithmetic over variables, for example `"where(ivt > 250, ivt, 0)"`; the variables it
     /// names are its inputs.
     Expr {
@@ -135,8 +150,8 @@ pub enum StepSpec {
         /// Target grid spacing, degrees.
         resolution_deg: f64,
     },
-    /// Departure from a climatology by month or day of year; the climatology is maintained
-    /// incrementally (the mean of every earlier and current step of the same period).
+    /// Departure from a climatology by month or day of year: one read from a store, or one
+    /// maintained incrementally (the mean of every earlier and current step of the same period).
     Anomaly {
         /// The variable.
         input: String,
@@ -145,6 +160,9 @@ pub enum StepSpec {
         /// Climatology period (default month).
         #[serde(default)]
         by: ClimatologyPeriod,
+        /// A climatology read from a store; default: maintained from the run's own steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        climatology: Option<ClimatologyStore>,
     },
     /// Z-score: `(x - mean) / std`, with the given statistics or, when both are absent, per-cell
     /// running statistics of the steps so far.
@@ -251,6 +269,19 @@ impl ClimatologyPeriod {
     }
 }
 
+/// A climatology in a Zarr store, as xarray writes `da.groupby("time.month").mean()`: the
+/// variable laid out `(month, lat, lon)` (or `(dayofyear, lat, lon)`), its period coordinate
+/// holding the months 1–12 (days 1–366) it covers, on the grid of the anomaly's input or a grid
+/// that contains it, in the input's units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClimatologyStore {
+    /// The store (path or URL, as a source's `uri`).
+    pub uri: String,
+    /// The climatology variable in it.
+    pub variable: String,
+}
+
 /// The geometric atmospheric-river criterion: an object passes at a step when it is long, narrow,
 /// carries moisture poleward and flows coherently.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -319,6 +350,7 @@ impl StepSpec {
     pub fn op(&self) -> &'static str {
         match self {
             StepSpec::Magnitude { .. } => "magnitude",
+            StepSpec::Ivt { .. } => "ivt",
             StepSpec::Expr { .. } => "expr",
             StepSpec::Units { .. } => "units",
             StepSpec::Coarsen { .. } => "coarsen",
@@ -336,6 +368,9 @@ impl StepSpec {
     pub fn inputs(&self) -> Vec<String> {
         match self {
             StepSpec::Magnitude { inputs, .. } => inputs.clone(),
+            StepSpec::Ivt { humidity, wind, .. } => {
+                vec![humidity.clone(), wind[0].clone(), wind[1].clone()]
+            }
             StepSpec::Expr { expr, .. } => expression_variables(expr),
             StepSpec::Objects { input, wind, .. } => {
                 let mut inputs = vec![input.clone()];
@@ -352,10 +387,11 @@ impl StepSpec {
         }
     }
 
-    /// Variable the step writes.
+    /// The variable the step writes (its first, when it writes several).
     pub fn output(&self) -> &str {
         match self {
             StepSpec::Magnitude { output, .. }
+            | StepSpec::Ivt { output, .. }
             | StepSpec::Expr { output, .. }
             | StepSpec::Units { output, .. }
             | StepSpec::Coarsen { output, .. }
@@ -366,6 +402,19 @@ impl StepSpec {
             | StepSpec::Threshold { output, .. }
             | StepSpec::Objects { output, .. } => output,
         }
+    }
+
+    /// Every variable the step writes: its output, then any extra ones (the components of `ivt`).
+    pub fn outputs(&self) -> Vec<&str> {
+        let mut outputs = vec![self.output()];
+        if let StepSpec::Ivt {
+            components: Some(components),
+            ..
+        } = self
+        {
+            outputs.extend(components.iter().map(String::as_str));
+        }
+        outputs
     }
 
     /// Whether the step works cell by cell or on whole fields.
@@ -466,8 +515,53 @@ pub struct DatasetInfo {
     pub time: TimeAxis,
     /// The horizontal grid.
     pub grid: LatLonGrid,
+    /// The vertical coordinates (pressure levels) that data variables are laid out on, between
+    /// time and latitude: `(time, level, lat, lon)`.
+    pub vertical: Vec<VerticalAxis>,
     /// Global attributes.
     pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DatasetInfo {
+    /// The vertical axis `variable` lies on, when it is laid out `(time, level, lat, lon)`.
+    pub fn vertical_axis_of(&self, variable: &str) -> Option<&VerticalAxis> {
+        let info = self.variables.iter().find(|v| v.name == variable)?;
+        match info.dims.as_slice() {
+            [time, level, lat, lon] if time == "time" && lat == "lat" && lon == "lon" => {
+                self.vertical.iter().find(|axis| &axis.name == level)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A vertical coordinate with its values, for example pressure levels in hPa.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VerticalAxis {
+    /// The coordinate's name (`level`, `plev`, `isobaricInhPa`, ...).
+    pub name: String,
+    /// Its `units` attribute (empty when absent).
+    pub units: String,
+    /// Its values, in stored order.
+    pub values: Vec<f64>,
+}
+
+impl VerticalAxis {
+    /// The levels as pressures in Pa; an error names the axis and its units when they are not
+    /// pressure units.
+    pub fn pressure_pa(&self) -> Result<Vec<f64>, String> {
+        let to_pa = crate::units::conversion(&self.units, "Pa").map_err(|e| {
+            format!(
+                "vertical coordinate {:?} has units {:?}, not pressure levels: {e}",
+                self.name, self.units
+            )
+        })?;
+        Ok(self
+            .values
+            .iter()
+            .map(|p| p * to_pa.scale + to_pa.offset)
+            .collect())
+    }
 }
 
 /// One variable of a dataset.
@@ -510,6 +604,9 @@ pub struct ValidatedPipeline {
     /// The grid of each stage, as an index: an objects step starts a stage on its input's grid,
     /// so two stages may share one.
     pub stage_grid: Vec<usize>,
+    /// The source variables laid out on levels, `(time, level, lat, lon)`, with their vertical
+    /// axis. Their tiles hold every level (level-major); only `ivt` reads them.
+    pub on_levels: BTreeMap<String, VerticalAxis>,
 }
 
 impl PipelineSpec {
@@ -537,6 +634,7 @@ impl PipelineSpec {
         }
         let mut units = BTreeMap::new();
         let mut long_names = BTreeMap::new();
+        let mut on_levels: BTreeMap<String, VerticalAxis> = BTreeMap::new();
         for (i, name) in self.source.variables.iter().enumerate() {
             let info = dataset
                 .variables
@@ -555,13 +653,17 @@ impl PipelineSpec {
             }
             let surface = ["time", "lat", "lon"];
             if info.dims != surface {
-                return Err(SpecError::invalid(
-                    format!("source.variables[{i}]"),
-                    format!(
-                        "{name:?} has dimensions ({}); this pipeline reads fields on (time, lat, lon)",
-                        info.dims.join(", ")
-                    ),
-                ));
+                let Some(axis) = dataset.vertical_axis_of(name) else {
+                    return Err(SpecError::invalid(
+                        format!("source.variables[{i}]"),
+                        format!(
+                            "{name:?} has dimensions ({}); fields are read on (time, lat, lon), \
+                             or on (time, level, lat, lon) with a level coordinate",
+                            info.dims.join(", ")
+                        ),
+                    ));
+                };
+                on_levels.insert(name.clone(), axis.clone());
             }
             units.insert(name.clone(), info.units.clone());
             long_names.insert(name.clone(), info.long_name.clone());
@@ -579,8 +681,7 @@ impl PipelineSpec {
             units.keys().map(|name| (name.clone(), 0)).collect();
         let mut stage_grid = vec![0];
         for (i, step) in self.steps.iter().enumerate() {
-            let (unit, long_name) = validate_step(i, step, &units, &stage_of, steps.len())?;
-            let output = step.output().to_owned();
+            let described = validate_step(i, step, &units, &stage_of, &on_levels, steps.len())?;
             let stage = match step.scope() {
                 StepScope::WholeField => {
                     let grid = match step {
@@ -598,9 +699,11 @@ impl PipelineSpec {
                     .and_then(|input| stage_of.get(input).copied())
                     .unwrap_or(0),
             };
-            stage_of.insert(output.clone(), stage);
-            units.insert(output.clone(), unit);
-            long_names.insert(output, long_name);
+            for (output, (unit, long_name)) in step.outputs().into_iter().zip(described) {
+                stage_of.insert(output.to_owned(), stage);
+                units.insert(output.to_owned(), unit);
+                long_names.insert(output.to_owned(), long_name);
+            }
         }
 
         if self.sinks.is_empty() {
@@ -610,6 +713,28 @@ impl PipelineSpec {
             ));
         }
         for (i, sink) in self.sinks.iter().enumerate() {
+            let (list, names): (&str, Vec<&String>) = match sink {
+                SinkSpec::Frames(frames) => (
+                    "layers",
+                    frames.layers.iter().map(|l| &l.variable).collect(),
+                ),
+                SinkSpec::Zarr(zarr) => ("variables", zarr.variables.iter().collect()),
+                SinkSpec::Catalog(_) => ("objects", Vec::new()),
+            };
+            if let Some((j, name)) = names
+                .iter()
+                .enumerate()
+                .find(|(_, name)| on_levels.contains_key(**name))
+            {
+                return Err(SpecError::invalid(
+                    format!("sink[{i}].{list}[{j}]"),
+                    format!(
+                        "{name:?} lies on {} levels; sinks take fields on (time, lat, lon), so \
+                         reduce it first (for example with ivt)",
+                        on_levels[*name].name
+                    ),
+                ));
+            }
             match sink {
                 SinkSpec::Frames(frames) => validate_frames(i, frames, &units)?,
                 SinkSpec::Zarr(zarr) => validate_zarr(i, zarr, &units, &stage_of, &stage_grid)?,
@@ -623,19 +748,21 @@ impl PipelineSpec {
             long_names,
             stage_of,
             stage_grid,
+            on_levels,
         })
     }
 }
 
-/// Checks one step against the variables defined before it; returns the output's units and long
-/// name.
+/// Checks one step against the variables defined before it; returns the units and long name of
+/// each of its outputs, in the order of [`StepSpec::outputs`].
 fn validate_step(
     i: usize,
     step: &StepSpec,
     units: &BTreeMap<String, String>,
     stage_of: &BTreeMap<String, usize>,
+    on_levels: &BTreeMap<String, VerticalAxis>,
     selected_steps: usize,
-) -> Result<(String, String), SpecError> {
+) -> Result<Vec<(String, String)>, SpecError> {
     let field = |name: &str| format!("step[{i}].{name}");
     let op = step.op();
     if let StepSpec::Expr { expr, .. } = step {
@@ -657,26 +784,45 @@ fn validate_step(
         })?;
         input_units.push(unit.clone());
     }
-    let output = step.output();
-    if output.is_empty()
-        || output.len() > 128
-        || output.starts_with(|c: char| c.is_ascii_digit())
-        || !output
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(SpecError::invalid(
-            field("output"),
-            format!(
-                "{output:?} must be 1 to 128 letters, digits or '_', not starting with a digit"
-            ),
-        ));
+    let outputs = step.outputs();
+    for (k, output) in outputs.iter().enumerate() {
+        let place = if k == 0 {
+            field("output")
+        } else {
+            field(&format!("components[{}]", k - 1))
+        };
+        if output.is_empty()
+            || output.len() > 128
+            || output.starts_with(|c: char| c.is_ascii_digit())
+            || !output
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(SpecError::invalid(
+                place,
+                format!(
+                    "{output:?} must be 1 to 128 letters, digits or '_', not starting with a digit"
+                ),
+            ));
+        }
+        if units.contains_key(*output) || outputs[..k].contains(output) {
+            return Err(SpecError::invalid(
+                place,
+                format!(
+                    "{output:?} is already defined by the source or an earlier output; choose \
+                     another name"
+                ),
+            ));
+        }
     }
-    if units.contains_key(output) {
+    let is_ivt = matches!(step, StepSpec::Ivt { .. });
+    if !is_ivt && let Some(input) = inputs.iter().find(|name| on_levels.contains_key(*name)) {
         return Err(SpecError::invalid(
-            field("output"),
+            field("inputs"),
             format!(
-                "{output:?} is already defined by the source or an earlier step; choose another name"
+                "{op} works on fields, but {input:?} lies on {} levels; reduce it first (ivt \
+                 integrates humidity and wind over pressure levels)",
+                on_levels[input].name
             ),
         ));
     }
@@ -710,7 +856,29 @@ fn validate_step(
     };
     let first_units = input_units[0].clone();
     let input = &inputs[0];
-    Ok(match step {
+    if let StepSpec::Ivt {
+        humidity,
+        wind,
+        components,
+        ..
+    } = step
+    {
+        validate_ivt(&field, humidity, wind, units, on_levels)?;
+        let transport = "kg m-1 s-1".to_owned();
+        let mut described = vec![(transport.clone(), "Integrated vapour transport".to_owned())];
+        if components.is_some() {
+            described.push((
+                transport.clone(),
+                "Eastward integrated vapour transport".to_owned(),
+            ));
+            described.push((
+                transport,
+                "Northward integrated vapour transport".to_owned(),
+            ));
+        }
+        return Ok(described);
+    }
+    let described = match step {
         StepSpec::Magnitude { inputs, .. } => {
             if inputs.len() < 2 {
                 return Err(SpecError::invalid(
@@ -755,7 +923,17 @@ fn validate_step(
             }
             (first_units, format!("{input} on a {resolution_deg}° grid"))
         }
-        StepSpec::Anomaly { by, .. } => {
+        StepSpec::Anomaly {
+            by, climatology, ..
+        } => {
+            if let Some(store) = climatology
+                && (store.uri.trim().is_empty() || store.variable.trim().is_empty())
+            {
+                return Err(SpecError::invalid(
+                    field("climatology"),
+                    format!("{store:?}: give the store's uri and the climatology variable in it"),
+                ));
+            }
             let period = match by {
                 ClimatologyPeriod::Month => "monthly",
                 ClimatologyPeriod::DayOfYear => "daily",
@@ -886,7 +1064,87 @@ fn validate_step(
             }
             ("1".to_owned(), format!("objects of {input} ≥ {threshold}"))
         }
-    })
+        StepSpec::Ivt { .. } => unreachable!("ivt is described above"),
+    };
+    Ok(vec![described])
+}
+
+/// `ivt` reads humidity and both winds on one set of pressure levels, in units it can convert.
+fn validate_ivt(
+    field: &dyn Fn(&str) -> String,
+    humidity: &str,
+    wind: &[String; 2],
+    units: &BTreeMap<String, String>,
+    on_levels: &BTreeMap<String, VerticalAxis>,
+) -> Result<(), SpecError> {
+    let named = [
+        ("humidity", humidity),
+        ("wind[0]", wind[0].as_str()),
+        ("wind[1]", wind[1].as_str()),
+    ];
+    for (place, name) in named {
+        if !on_levels.contains_key(name) {
+            return Err(SpecError::invalid(
+                field(place),
+                format!(
+                    "ivt integrates over pressure levels, but {name:?} is a field on (time, lat, \
+                     lon); name a variable on (time, level, lat, lon)"
+                ),
+            ));
+        }
+    }
+    let axis = &on_levels[humidity];
+    for name in wind {
+        if on_levels[name.as_str()] != *axis {
+            return Err(SpecError::invalid(
+                field("wind"),
+                format!(
+                    "{name:?} lies on {:?} levels, {humidity:?} on {:?}; ivt needs one set of levels",
+                    on_levels[name.as_str()].name,
+                    axis.name
+                ),
+            ));
+        }
+    }
+    if axis.values.len() < 2 {
+        return Err(SpecError::invalid(
+            field("humidity"),
+            format!(
+                "{humidity:?} has {} level(s) on {:?}; integrating needs at least 2",
+                axis.values.len(),
+                axis.name
+            ),
+        ));
+    }
+    axis.pressure_pa()
+        .map_err(|message| SpecError::invalid(field("humidity"), message))?;
+    unit_conversion(&units[humidity], "kg kg-1").map_err(|message| {
+        SpecError::invalid(
+            field("humidity"),
+            format!("{humidity:?} must be specific humidity: {message}"),
+        )
+    })?;
+    if units[wind[0].as_str()] != units[wind[1].as_str()] {
+        return Err(SpecError::invalid(
+            field("wind"),
+            format!(
+                "{:?} and {:?} must share units, got {:?} and {:?}",
+                wind[0],
+                wind[1],
+                units[wind[0].as_str()],
+                units[wind[1].as_str()]
+            ),
+        ));
+    }
+    for (place, name) in [("wind[0]", &wind[0]), ("wind[1]", &wind[1])] {
+        unit_conversion(&units[name.as_str()], "m s-1").map_err(|message| {
+            SpecError::invalid(
+                field(place),
+                format!("{name:?} must be a wind speed: {message}"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn check_expression(expr: &str) -> Result<(), String> {

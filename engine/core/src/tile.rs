@@ -66,7 +66,8 @@ pub struct Tile {
     pub lat_bounds: [f64; 2],
     /// Longitude bounds `[first column, last column]`, degrees east.
     pub lon_bounds: [f64; 2],
-    /// The values, `window.rows × window.cols`, row-major.
+    /// The values, `window.rows × window.cols`, row-major; for a variable on levels, one such
+    /// plane per level, level-major.
     pub values: TileValues,
 }
 

@@ -1,7 +1,9 @@
 //! A bad spec is refused before any work, with the thing and the value named.
 
 use chrono::{DateTime, Utc};
-use isotach_core::{DatasetInfo, LatLonGrid, PipelineSpec, SpecError, TimeAxis, VariableInfo};
+use isotach_core::{
+    DatasetInfo, LatLonGrid, PipelineSpec, SpecError, TimeAxis, VariableInfo, VerticalAxis,
+};
 
 fn dataset() -> DatasetInfo {
     let var = |name: &str, units: &str, dims: &[&str]| VariableInfo {
@@ -19,9 +21,19 @@ fn dataset() -> DatasetInfo {
             var("ivt_v", "kg m-1 s-1", &["time", "lat", "lon"]),
             var("mslp", "Pa", &["time", "lat", "lon"]),
             var("q", "kg kg-1", &["time", "level", "lat", "lon"]),
+            var("u", "m s-1", &["time", "level", "lat", "lon"]),
+            var("v", "m s-1", &["time", "level", "lat", "lon"]),
+            var("v_knots", "knot", &["time", "level", "lat", "lon"]),
+            var("t", "K", &["time", "level", "lat", "lon"]),
+            var("w", "Pa s-1", &["time", "hybrid", "lat", "lon"]),
         ],
         time: TimeAxis::regular(start, 6, 8),
         grid: LatLonGrid::regular(10.0),
+        vertical: vec![VerticalAxis {
+            name: "level".into(),
+            units: "hPa".into(),
+            values: vec![1000.0, 850.0, 500.0],
+        }],
         coordinates: Vec::new(),
         attributes: Default::default(),
     }
@@ -86,7 +98,7 @@ fn unknown_source_variable_lists_the_available_ones() {
     ));
     assert_eq!(
         e,
-        r#"variable "ivtv" not found in store data/demo.zarr (have: ivt_u, ivt_v, mslp, q)"#
+        r#"variable "ivtv" not found in store data/demo.zarr (have: ivt_u, ivt_v, mslp, q, u, v, v_knots, t, w)"#
     );
 }
 
@@ -143,14 +155,117 @@ fn magnitude_components_must_share_units() {
     );
 }
 
+const IVT: &str = r#"
+name = "ivt-levels"
+[source]
+uri = "data/demo.zarr"
+variables = ["q", "u", "v"]
+[[step]]
+op = "ivt"
+humidity = "q"
+wind = ["u", "v"]
+output = "ivt"
+components = ["ivt_east", "ivt_north"]
+[[sink]]
+kind = "zarr"
+path = "out.zarr"
+variables = ["ivt", "ivt_east", "ivt_north"]
+"#;
+
 #[test]
-fn pressure_level_variables_are_refused_with_their_dimensions() {
-    let e = error(&GOOD.replace(
-        r#"variables = ["ivt_u", "ivt_v"]"#,
-        r#"variables = ["ivt_u", "ivt_v", "q"]"#,
+fn ivt_reads_levels_and_writes_the_magnitude_and_its_components() {
+    let v = check(IVT).expect("valid");
+    for name in ["ivt", "ivt_east", "ivt_north"] {
+        assert_eq!(v.units[name], "kg m-1 s-1", "{name}");
+        assert_eq!(v.stage_of[name], 0, "{name}");
+    }
+    assert_eq!(
+        v.on_levels.keys().collect::<Vec<_>>(),
+        ["q", "u", "v"],
+        "the variables read on levels"
+    );
+    assert_eq!(
+        v.on_levels["q"].pressure_pa().expect("hPa"),
+        [100_000.0, 85_000.0, 50_000.0]
+    );
+    let without_components = IVT
+        .replace(r#"components = ["ivt_east", "ivt_north"]"#, "")
+        .replace(
+            r#"variables = ["ivt", "ivt_east", "ivt_north"]"#,
+            r#"variables = ["ivt"]"#,
+        );
+    let v = check(&without_components).expect("valid");
+    assert!(!v.units.contains_key("ivt_east"));
+}
+
+#[test]
+fn variables_on_levels_are_only_read_by_ivt() {
+    let e = error(&IVT.replace(
+        r#"variables = ["ivt", "ivt_east", "ivt_north"]"#,
+        r#"variables = ["ivt", "q"]"#,
+    ));
+    assert_eq!(
+        e,
+        r#"sink[0].variables[1]: "q" lies on level levels; sinks take fields on (time, lat, lon), so reduce it first (for example with ivt)"#
+    );
+    let e = error(&IVT.replace(
+        "[[sink]]",
+        "[[step]]\nop = \"magnitude\"\ninputs = [\"u\", \"v\"]\noutput = \"speed\"\n[[sink]]",
     ));
     assert!(
-        e.contains(r#""q" has dimensions (time, level, lat, lon)"#),
+        e.starts_with("step[1].inputs: magnitude works on fields, but \"u\" lies on level levels"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ivt_inputs_must_be_humidity_and_wind_on_one_set_of_levels() {
+    let all_read = IVT.replace(
+        r#"variables = ["q", "u", "v"]"#,
+        r#"variables = ["q", "u", "v", "t", "v_knots"]"#,
+    );
+    let with = |from: &str, to: &str| error(&all_read.replace(from, to));
+    let e = with(r#"humidity = "q""#, r#"humidity = "t""#);
+    assert!(
+        e.starts_with(r#"step[0].humidity: "t" must be specific humidity: cannot convert "K""#),
+        "{e}"
+    );
+    let e = with(r#"wind = ["u", "v"]"#, r#"wind = ["u", "v_knots"]"#);
+    assert_eq!(
+        e,
+        r#"step[0].wind: "u" and "v_knots" must share units, got "m s-1" and "knot""#
+    );
+    let e = error(
+        &IVT.replace(
+            r#"variables = ["q", "u", "v"]"#,
+            r#"variables = ["q", "u", "v", "mslp"]"#,
+        )
+        .replace(r#"humidity = "q""#, r#"humidity = "mslp""#),
+    );
+    assert!(
+        e.starts_with(
+            r#"step[0].humidity: ivt integrates over pressure levels, but "mslp" is a field"#
+        ),
+        "{e}"
+    );
+    let e = with(
+        r#"components = ["ivt_east", "ivt_north"]"#,
+        r#"components = ["ivt_east", "ivt"]"#,
+    );
+    assert!(
+        e.starts_with(r#"step[0].components[1]: "ivt" is already defined"#),
+        "{e}"
+    );
+}
+
+#[test]
+fn variables_on_levels_without_level_values_are_refused_with_their_dimensions() {
+    let e = error(&GOOD.replace(
+        r#"variables = ["ivt_u", "ivt_v"]"#,
+        r#"variables = ["ivt_u", "ivt_v", "w"]"#,
+    ));
+    assert!(
+        e.contains(r#""w" has dimensions (time, hybrid, lat, lon); fields are read on (time, lat, lon), or on (time, level, lat, lon) with a level coordinate"#),
         "{e}"
     );
 }

@@ -12,6 +12,7 @@
 //! fields pile up in memory.
 
 mod bundle;
+mod climatology_store;
 mod error;
 pub mod operators;
 mod progress;
@@ -19,6 +20,7 @@ mod runner;
 mod stats;
 
 pub use bundle::TileBundle;
+pub use climatology_store::load_climatology;
 pub use error::{EngineError, ErrorSlot, Result};
 pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress};
 pub use runner::{Cluster, RunConfig, RunReport, run_pipeline, variable_grid, zarr_sink_layout};

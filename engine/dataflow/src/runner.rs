@@ -6,6 +6,7 @@ use differential_dataflow::AsCollection;
 use isotach_connectors::{ReadOptions, Source, TileRequest};
 use isotach_core::{
     Field, LatLonGrid, RegionKey, SinkSpec, StepScope, StepSpec, TileWindow, ValidatedPipeline,
+    VerticalAxis,
 };
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -19,10 +20,11 @@ use crate::operators::{
     regrid_target,
 };
 use crate::operators::{
-    AssembleFields, FieldPlan, Magnitude, ReadTiles, SplitFields, StepStatistics, TilePartial,
-    block_regions,
+    AssembleFields, FieldPlan, IntegratedVapourTransport, IvtConfig, Magnitude, ReadTiles,
+    SplitFields, StepStatistics, TilePartial, block_regions,
 };
-use crate::{EngineError, ErrorSlot, Progress, Result, StepStats};
+use crate::operators::{StoredAnomaly, StoredClimatology};
+use crate::{EngineError, ErrorSlot, Progress, Result, StepStats, load_climatology};
 
 /// How long an idle worker sleeps before looking again: spinning workers take the cores the
 /// readers and sinks need (measured: 2 workers under load 13 s spinning, 7 s parking).
@@ -277,6 +279,17 @@ pub fn run_pipeline(
         })
         .collect();
     let input_units = pipeline.units.clone();
+    let selected_times: Vec<chrono::DateTime<chrono::Utc>> = pipeline
+        .steps
+        .clone()
+        .filter_map(|s| info.time.times.get(s).copied())
+        .collect();
+    let prepared: Vec<Prepared> = spec
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| prepare_step(i, step, pipeline, &stages, &selected_times))
+        .collect::<Result<_>>()?;
 
     let selected_steps = pipeline.steps.clone();
     let steps_total = selected_steps.len() as u64;
@@ -332,7 +345,8 @@ pub fn run_pipeline(
                     let Some(bundles) = stage_streams[out_stage].take() else {
                         continue;
                     };
-                    let bundles = cell_step(op, bundles, &input_units, &times, errors.clone());
+                    let bundles =
+                        cell_step(op, bundles, &prepared[i], (&input_units, &times), errors.clone());
                     stage_streams[out_stage] =
                         Some(bundles.inspect(move |_| counter.add(1)));
                     continue;
@@ -528,6 +542,91 @@ pub fn run_pipeline(
 fn cell_step<'scope>(
     op: &StepSpec,
     bundles: Stream<'scope, u64, Vec<crate::TileBundle>>,
+    prepared: &Prepared,
+    (units, times): (
+        &BTreeMap<String, String>,
+        &Arc<Vec<chrono::DateTime<chrono::Utc>>>,
+    ),
+    errors: ErrorSlot,
+) -> Stream<'scope, u64, Vec<crate::TileBundle>> {
+    let output = op.output().to_owned();
+    match (op, prepared) {
+        (StepSpec::Ivt { .. }, Prepared::Ivt(config)) => bundles.ivt(config.clone(), errors),
+        (StepSpec::Anomaly { input, .. }, Prepared::StoredClimatology(climatology)) => bundles
+            .stored_anomaly(
+                input.clone(),
+                output,
+                climatology.clone(),
+                times.clone(),
+                errors,
+            ),
+        (_, Prepared::Nothing) => cell_step_from_spec(op, bundles, units, times, errors),
+        (_, _) => {
+            errors.set(EngineError::Plan(format!(
+                "step {} ({}) was prepared as another kind of step",
+                op.output(),
+                op.op()
+            )));
+            bundles
+        }
+    }
+}
+
+/// What a step needs beyond its spec, resolved from the data before any work starts.
+enum Prepared {
+    /// Nothing: the spec says it all.
+    Nothing,
+    /// An ivt step's levels in Pa and unit scales.
+    Ivt(Arc<IvtConfig>),
+    /// An anomaly step's climatology, read from its store.
+    StoredClimatology(Arc<StoredClimatology>),
+}
+
+fn prepare_step(
+    i: usize,
+    step: &StepSpec,
+    pipeline: &ValidatedPipeline,
+    stages: &[Stage],
+    selected_times: &[chrono::DateTime<chrono::Utc>],
+) -> Result<Prepared> {
+    Ok(match step {
+        StepSpec::Ivt { .. } => Prepared::Ivt(Arc::new(
+            ivt_config(step, &pipeline.units, &pipeline.on_levels).map_err(|message| {
+                EngineError::Spec(isotach_core::SpecError::Invalid {
+                    field: format!("step[{i}]"),
+                    message,
+                })
+            })?,
+        )),
+        StepSpec::Anomaly {
+            input,
+            by,
+            climatology: Some(store),
+            ..
+        } => {
+            let units = pipeline
+                .units
+                .get(input)
+                .map(String::as_str)
+                .unwrap_or_default();
+            let stage = pipeline.stage_of.get(input).copied().unwrap_or(0);
+            Prepared::StoredClimatology(Arc::new(load_climatology(
+                &format!("step[{i}].climatology"),
+                store,
+                *by,
+                (input, units),
+                &stages[stage].grid,
+                selected_times,
+            )?))
+        }
+        _ => Prepared::Nothing,
+    })
+}
+
+/// Cell steps that need nothing beyond their spec.
+fn cell_step_from_spec<'scope>(
+    op: &StepSpec,
+    bundles: Stream<'scope, u64, Vec<crate::TileBundle>>,
     units: &BTreeMap<String, String>,
     times: &Arc<Vec<chrono::DateTime<chrono::Utc>>>,
     errors: ErrorSlot,
@@ -587,8 +686,47 @@ fn cell_step<'scope>(
             };
             bundles.threshold(input.clone(), output, level, errors)
         }
-        StepSpec::Coarsen { .. } | StepSpec::Regrid { .. } | StepSpec::Objects { .. } => bundles,
+        StepSpec::Coarsen { .. }
+        | StepSpec::Regrid { .. }
+        | StepSpec::Objects { .. }
+        | StepSpec::Ivt { .. } => bundles,
     }
+}
+
+/// The operator's configuration for an ivt step: levels in Pa, inputs scaled to SI units (the
+/// validator has checked that each converts).
+fn ivt_config(
+    op: &StepSpec,
+    units: &BTreeMap<String, String>,
+    on_levels: &BTreeMap<String, VerticalAxis>,
+) -> std::result::Result<IvtConfig, String> {
+    let StepSpec::Ivt {
+        humidity,
+        wind,
+        output,
+        components,
+    } = op
+    else {
+        return Err(format!("{} is not an ivt step", op.op()));
+    };
+    let axis = on_levels
+        .get(humidity)
+        .ok_or_else(|| format!("ivt: {humidity:?} does not lie on levels"))?;
+    let scale = |name: &str, to: &str| {
+        let from = units.get(name).map(String::as_str).unwrap_or_default();
+        isotach_core::units::conversion(from, to)
+            .map(|c| c.scale)
+            .map_err(|e| format!("ivt: {name:?}: {e}"))
+    };
+    Ok(IvtConfig {
+        humidity: humidity.clone(),
+        wind: wind.clone(),
+        output: output.clone(),
+        components: components.clone(),
+        pressure_pa: axis.pressure_pa()?,
+        humidity_scale: scale(humidity, "kg kg-1")?,
+        wind_scale: scale(&wind[0], "m s-1")?,
+    })
 }
 
 /// The operator's configuration for an objects step (`None` for any other step).

@@ -31,7 +31,6 @@ use isotach_core::{CfTimeUnits, LatLonGrid, TimeAxis};
 use serde_json::{Map, Value, json};
 
 pub use events::ArEvent;
-pub use physics::integrate_columns;
 
 /// What to generate. Defaults: seed 42, 1° grid, 40 steps 6 hours apart from 2017-01-01T00Z,
 /// levels 1000, 925, 850, 700, 600, 500, 400, 300 hPa.

@@ -3,7 +3,8 @@
 
 use std::f64::consts::PI;
 
-use isotach_core::{GRAVITY, LatLonGrid};
+use isotach_core::LatLonGrid;
+use isotach_core::column::integrate_columns;
 
 use crate::events::ArEvent;
 
@@ -170,35 +171,10 @@ pub(crate) fn step_fields(
             out.v850.copy_from_slice(&out.v[k * n..(k + 1) * n]);
         }
     }
-    let integrals = integrate_columns(levels_hpa, &out.q, &out.u, &out.v, n);
+    let pressure_pa: Vec<f64> = levels_hpa.iter().map(|p| p * 100.0).collect();
+    let integrals = integrate_columns(&pressure_pa, &out.q, &out.u, &out.v, n);
     out.iwv = integrals.0;
     out.ivt_u = integrals.1;
     out.ivt_v = integrals.2;
     out
-}
-
-/// Column integrals (1/g)∫x dp over the levels by the trapezoidal rule, from the stored (f32)
-/// level values: (IWV, eastward IVT, northward IVT). Levels in hPa, in any monotonic order.
-pub fn integrate_columns(
-    levels_hpa: &[f64],
-    q: &[f32],
-    u: &[f32],
-    v: &[f32],
-    cells: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut iwv = vec![0.0f64; cells];
-    let mut ivt_u = vec![0.0f64; cells];
-    let mut ivt_v = vec![0.0f64; cells];
-    for k in 0..levels_hpa.len().saturating_sub(1) {
-        let weight = (levels_hpa[k] - levels_hpa[k + 1]).abs() * 100.0 / (2.0 * GRAVITY);
-        let (a, b) = (k * cells, (k + 1) * cells);
-        for idx in 0..cells {
-            let (qa, qb) = (q[a + idx] as f64, q[b + idx] as f64);
-            iwv[idx] += weight * (qa + qb);
-            ivt_u[idx] += weight * (qa * u[a + idx] as f64 + qb * u[b + idx] as f64);
-            ivt_v[idx] += weight * (qa * v[a + idx] as f64 + qb * v[b + idx] as f64);
-        }
-    }
-    let to32 = |x: Vec<f64>| x.into_iter().map(|v| v as f32).collect();
-    (to32(iwv), to32(ivt_u), to32(ivt_v))
 }

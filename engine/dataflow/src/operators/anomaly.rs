@@ -417,6 +417,116 @@ impl<'scope> Anomaly<'scope> for Stream<'scope, u64, Vec<TileBundle>> {
     }
 }
 
+/// A climatology read from a store: the mean per cell of each period, over the whole grid of the
+/// anomaly's input, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClimatology {
+    /// What the periods are.
+    pub by: ClimatologyPeriod,
+    /// Columns of the grid, to cut a tile's window out of each period's means.
+    pub columns: usize,
+    /// Means per period (month 1–12 or day of year 1–366), `rows × columns` each.
+    pub means: BTreeMap<u16, Vec<f32>>,
+}
+
+/// Departure from a climatology read from a store, tile by tile: no state, no exchange.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use isotach_core::{RegionKey, TileValues, TileWindow};
+/// use isotach_engine::operators::{ClimatologyPeriod, StoredClimatology, stored_anomaly_values};
+///
+/// // A 2 × 2 grid; January means 10, 20, 30, 40.
+/// let climatology = StoredClimatology {
+///     by: ClimatologyPeriod::Month,
+///     columns: 2,
+///     means: BTreeMap::from([(1, vec![10.0, 20.0, 30.0, 40.0])]),
+/// };
+/// let window = TileWindow { row0: 1, rows: 1, col0: 0, cols: 2 };
+/// let x = TileValues::from_vec(vec![31.5, f32::NAN]);
+/// let a = stored_anomaly_values(&x, &climatology, 1, window).unwrap();
+/// assert_eq!(a.as_slice()[0], 1.5);
+/// assert!(a.as_slice()[1].is_nan());
+/// ```
+pub trait StoredAnomaly<'scope> {
+    /// Adds a tile `output` (units of `input`): per cell, `x(t)` minus the stored mean of the
+    /// period `times[t]` falls in, in f32 as xarray's
+    /// `da.groupby("time.month") - climatology` computes it. NaN stays NaN; a period the store
+    /// lacks is an error (the planner checks the periods of the selected steps before any work).
+    fn stored_anomaly(
+        self,
+        input: String,
+        output: String,
+        climatology: Arc<StoredClimatology>,
+        times: Arc<Vec<DateTime<Utc>>>,
+        errors: ErrorSlot,
+    ) -> Stream<'scope, u64, Vec<TileBundle>>;
+}
+
+impl<'scope> StoredAnomaly<'scope> for Stream<'scope, u64, Vec<TileBundle>> {
+    fn stored_anomaly(
+        self,
+        input: String,
+        output: String,
+        climatology: Arc<StoredClimatology>,
+        times: Arc<Vec<DateTime<Utc>>>,
+        errors: ErrorSlot,
+    ) -> Stream<'scope, u64, Vec<TileBundle>> {
+        use timely::dataflow::operators::vec::Map;
+        self.map(move |mut bundle| {
+            let result = input_tile(&bundle, &input, "anomaly").and_then(|tile| {
+                let period = period_of_step(&times, climatology.by, bundle.step)?;
+                let values = stored_anomaly_values(&tile.values, &climatology, period, tile.window)
+                    .map_err(|e| format!("anomaly {input:?}: {e}"))?;
+                Ok(derived_tile(tile, &output, tile.units.clone(), values))
+            });
+            match result {
+                Ok(tile) => bundle.tiles.push(tile),
+                Err(message) => errors.set(bundle_error(&bundle, message)),
+            }
+            bundle
+        })
+    }
+}
+
+/// `x − mean` per cell of `window` against the stored means of `period`, in f32.
+pub fn stored_anomaly_values(
+    values: &TileValues,
+    climatology: &StoredClimatology,
+    period: u16,
+    window: isotach_core::TileWindow,
+) -> Result<TileValues, String> {
+    let means = climatology.means.get(&period).ok_or_else(|| {
+        format!(
+            "the stored climatology has no period {period} (it has {:?})",
+            climatology.means.keys().collect::<Vec<_>>()
+        )
+    })?;
+    let columns = climatology.columns;
+    if values.len() != window.len()
+        || window.col0 + window.cols > columns
+        || (window.row0 + window.rows) * columns > means.len()
+    {
+        return Err(format!(
+            "a tile of {} values over {window:?} does not fit the climatology's {} × {columns} grid",
+            values.len(),
+            means.len() / columns.max(1)
+        ));
+    }
+    let x = values.as_slice();
+    let mut out = Vec::with_capacity(x.len());
+    for r in 0..window.rows {
+        let start = (window.row0 + r) * columns + window.col0;
+        let row = &x[r * window.cols..(r + 1) * window.cols];
+        out.extend(
+            row.iter()
+                .zip(&means[start..start + window.cols])
+                .map(|(x, m)| x - m),
+        );
+    }
+    Ok(TileValues::from_vec(out))
+}
+
 /// `x − mean` per cell against the climatology `sums`, in f64 rounded to f32; NaN where `x` is
 /// NaN or the climatology has no value.
 pub fn anomaly_values(values: &TileValues, sums: &CellSums) -> Result<TileValues, String> {

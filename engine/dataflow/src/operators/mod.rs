@@ -6,6 +6,7 @@ mod assemble_fields;
 mod coarsen;
 mod convert_units;
 mod expr;
+mod ivt;
 mod magnitude;
 mod normalize;
 mod objects;
@@ -25,6 +26,7 @@ pub use coarsen::*;
 pub use convert_units::*;
 #[allow(unused_imports)]
 pub use expr::*;
+pub use ivt::{IntegratedVapourTransport, IvtConfig, ivt_values};
 pub use magnitude::{Magnitude, magnitude_values};
 #[allow(unused_imports)]
 pub use normalize::*;
