@@ -46,6 +46,10 @@ if ! "$tools/bin/s3s-fs" --version 2>/dev/null | grep -q "$s3s_version"; then
     cargo install --quiet s3s-fs --version "$s3s_version" --features binary --locked --root "$tools"
 fi
 
+# Coastlines the renderer draws: Natural Earth land from the npm package world-atlas (once, cached
+# in .ci/cache/coastlines).
+viz/scripts/fetch-coastlines.sh
+
 cargo build -p isotach
 cargo test --workspace
 "$venv/bin/python" -m pytest tests/python -q

@@ -127,4 +127,54 @@ pub enum VizError {
         /// What went wrong.
         message: String,
     },
+    /// A projection parameter is out of range.
+    #[error("projection parameter {parameter} = {value} is invalid: {reason}")]
+    Projection {
+        /// The parameter's name.
+        parameter: &'static str,
+        /// Its value.
+        value: f64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A robust colour range with unusable percentiles.
+    #[error(
+        "percentile range {low}..{high} is invalid: both percentiles must lie in 0..=100, the low \
+         one below the high one"
+    )]
+    Percentiles {
+        /// Lower percentile.
+        low: f32,
+        /// Upper percentile.
+        high: f32,
+    },
+    /// A layer cannot be drawn with the parameters or fields it was given.
+    #[error("{layer} layer: {reason}")]
+    Layer {
+        /// Which kind of layer (contours, vectors, objects, graticule, coastlines).
+        layer: &'static str,
+        /// What is wrong, naming the value.
+        reason: String,
+    },
+    /// The coastline data file is not installed.
+    #[error(
+        "coastline data {} not found (set {env_var} to a directory holding land-110m.json, \
+         land-50m.json and land-10m.json, or install them with `{install}`)", path.display()
+    )]
+    CoastlinesMissing {
+        /// The file looked for.
+        path: PathBuf,
+        /// The environment variable that overrides the directory.
+        env_var: &'static str,
+        /// The command that installs the data.
+        install: &'static str,
+    },
+    /// The coastline file is not the TopoJSON expected.
+    #[error("coastline data {}: {reason}", path.display())]
+    CoastlinesFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

@@ -62,8 +62,9 @@ pub struct Layout {
     pub title: PixelRect,
     /// The second line: `YYYY-MM-DD HH:MM UTC  step N`, left-aligned.
     pub time_line: PixelRect,
-    /// The map: longitude 0 at the left edge to 360 at the right, latitude 90 at the top to -90
-    /// at the bottom; width = 2 × height.
+    /// The map: with the default projection longitude 0 at the left edge to 360 at the right,
+    /// latitude 90 at the top to -90 at the bottom, width = 2 × height; square for the disc
+    /// projections (see [`MapView`](crate::MapView)).
     pub map: PixelRect,
     /// The colour gradient under the map (left = range start).
     pub colorbar: PixelRect,
@@ -85,12 +86,18 @@ pub struct Layout {
 /// assert_eq!(l.lonlat_to_pixel(0.0, 90.0), Some((l.map.x, l.map.y)));
 /// ```
 pub fn layout(canvas: Canvas) -> Layout {
-    compute(canvas)
+    compute(canvas, 2)
 }
 
 /// Lays out `canvas`; fails when it leaves less than 32×16 pixels for the map.
 pub fn try_layout(canvas: Canvas) -> Result<Layout, VizError> {
-    let l = compute(canvas);
+    try_layout_with_aspect(canvas, 2)
+}
+
+/// Lays out `canvas` with a map `aspect` times as wide as high (2 for equirectangular, 1 for the
+/// disc projections); fails when the map would be narrower than 32 or lower than 16 pixels.
+pub(crate) fn try_layout_with_aspect(canvas: Canvas, aspect: u32) -> Result<Layout, VizError> {
+    let l = compute(canvas, aspect);
     if l.map.width < MIN_MAP.0 || l.map.height < MIN_MAP.1 {
         return Err(VizError::CanvasTooSmall {
             width: canvas.width_px,
@@ -104,7 +111,7 @@ pub fn try_layout(canvas: Canvas) -> Result<Layout, VizError> {
     Ok(l)
 }
 
-fn compute(canvas: Canvas) -> Layout {
+fn compute(canvas: Canvas, aspect: u32) -> Layout {
     let (w, h) = (canvas.width_px, canvas.height_px);
     let s = (w / 640).min(h / 360).max(1);
     let margin = 8 * s;
@@ -123,8 +130,8 @@ fn compute(canvas: Canvas) -> Layout {
     // The frame takes one pixel on each side of the map.
     let avail_h = h.saturating_sub(2 * margin + header_h + gap_above_map + footer_h);
     let avail_w = w.saturating_sub(2 * margin + 2);
-    let map_h = avail_h.min(avail_w / 2).max(1);
-    let map_w = 2 * map_h;
+    let map_h = avail_h.min(avail_w / aspect).max(1);
+    let map_w = aspect * map_h;
 
     // Centre the whole stack vertically and the map horizontally.
     let stack_h = header_h + gap_above_map + map_h + footer_h;
@@ -182,8 +189,10 @@ fn compute(canvas: Canvas) -> Layout {
 }
 
 impl Layout {
-    /// The map pixel that shows (`lon`, `lat`) in degrees; longitude wraps (−90 is 270), latitude
-    /// must lie in −90..=90. `None` for latitudes outside that or non-finite input.
+    /// The map pixel that shows (`lon`, `lat`) in degrees on the default map (equirectangular,
+    /// central longitude 180; for other projections use [`MapView`](crate::MapView)); longitude
+    /// wraps (−90 is 270), latitude must lie in −90..=90. `None` for latitudes outside that or
+    /// non-finite input.
     pub fn lonlat_to_pixel(&self, lon: f64, lat: f64) -> Option<(u32, u32)> {
         if !lon.is_finite() || !(-90.0..=90.0).contains(&lat) {
             return None;

@@ -1,19 +1,24 @@
-//! The Isotach renderer: draws one atmospheric [`Field`](isotach_core::Field) into an RGBA image
-//! with wgpu, headless (a GPU or Mesa's software Vulkan, lavapipe).
+//! The Isotach renderer: draws an atmospheric [`Field`](isotach_core::Field) into an RGBA image
+//! with wgpu, headless (a GPU or Mesa's software Vulkan, lavapipe), with layers over it.
 //!
 //! A frame is a white canvas with dark text: a title line (`{long_name} ({variable}, {units})`), a
-//! second line with the valid time (`YYYY-MM-DD HH:MM UTC`) and the step, the field as an
-//! equirectangular (plate carrée) map of longitude 0..360 (central longitude 180, so the Pacific
-//! is in the middle) and latitude 90..-90 in a thin dark frame, and a horizontal colorbar under
-//! the map with tick marks, numeric labels and the units. Where each part goes is computed by
-//! [`layout`], so callers and tests can find the pixel of any longitude/latitude.
+//! second line with the valid time (`YYYY-MM-DD HH:MM UTC`) and the step, the field as a map in a
+//! thin dark frame, and a horizontal colorbar under the map with tick marks, numeric labels and
+//! the units. [`Renderer::render`] draws the default map: equirectangular (plate carrée) from
+//! longitude 0 to 360 (central longitude 180, so the Pacific is in the middle) and latitude 90 to
+//! -90. [`Renderer::render_scene`] draws a [`Scene`]: the field in any [`Projection`]
+//! (equirectangular with a chosen central longitude, orthographic, polar stereographic) with
+//! [`Layer`]s composed over it in order (contours, wind arrows, objects, graticule, coastlines
+//! from Natural Earth). Where each part goes is computed by [`layout`] and [`MapView`], so callers
+//! and tests can find the pixel of any longitude/latitude.
 //!
-//! Every pixel is drawn by one fragment shader (`src/shader.wgsl`): the field is uploaded as an
-//! `R32Float` texture and interpolated bilinearly in the shader (periodic in longitude, clamped at
-//! the poles, nearest cell next to missing values); the colormap is a 256×1 lookup texture; text,
-//! the map frame and the colorbar ticks are rasterised on the CPU with the `font8x8` glyphs into an
-//! `R8Unorm` mask that the same shader composites. The target is `Rgba8Unorm` (not sRGB), so
-//! colours match the tables in [`colormap_rgb`] exactly.
+//! Every pixel is drawn by one fragment shader (`src/shader.wgsl`): it inverts the projection
+//! (pixel → lon/lat), samples the field (an `R32Float` texture, interpolated bilinearly in the
+//! shader: periodic in longitude, clamped at the poles, nearest cell next to missing values) and
+//! looks the colour up in a 256×1 table; the layers are rasterised on the CPU into an RGBA overlay,
+//! and text, the map frame and the colorbar ticks (the `font8x8` glyphs) into an `R8Unorm` ink
+//! mask, both composited by the same shader. The target is `Rgba8Unorm` (not sRGB), so colours
+//! match the tables in [`colormap_rgb`] exactly.
 //!
 //! ```no_run
 //! use isotach_viz::{Canvas, Renderer, ScalarStyle};
@@ -25,21 +30,43 @@
 //! # }
 //! ```
 
+mod coastline;
 mod colormap;
 #[rustfmt::skip]
 mod colormap_tables;
+mod contour;
 mod error;
+mod graticule;
 mod image;
+mod land;
 mod layout;
+mod objects;
+mod overlay;
+mod projection;
+mod range;
 mod renderer;
+mod sample;
+mod scene;
 mod text;
+mod vectors;
 
+pub use coastline::{
+    COASTLINE_DIR_ENV, COASTLINE_INSTALL_COMMAND, CoastlineResolution, Coastlines,
+    default_coastline_dir,
+};
 pub use colormap::colormap_rgb;
+pub use contour::{ContourLayer, contour_segments};
 pub use error::VizError;
+pub use graticule::GraticuleLayer;
 pub use image::RgbaImage;
 pub use layout::{Layout, PixelRect, layout, try_layout};
+pub use objects::{ObjectLayer, object_rgb};
+pub use projection::{MapView, Pole, Projection};
+pub use range::{AutoRange, percentile};
 pub use renderer::Renderer;
+pub use scene::{CoastlineLayer, Layer, Scene};
 pub use text::{Tick, colorbar_ticks, format_time_line, format_title};
+pub use vectors::{VectorLayer, arrow_anchors};
 
 use isotach_core::Colormap;
 
@@ -48,9 +75,12 @@ use isotach_core::Colormap;
 pub struct ScalarStyle {
     /// The colour table.
     pub colormap: Colormap,
-    /// Values mapped to the first and last colours; values outside clamp to the ends. `None`: the
-    /// field's finite range (widened by ±0.5 when the field is constant).
+    /// Values mapped to the first and last colours; values outside clamp to the ends. `None`:
+    /// chosen from the field by `auto_range`.
     pub range: Option<[f32; 2]>,
+    /// How the range is chosen when `range` is `None`: the finite min/max (default) or robust
+    /// percentiles, e.g. `AutoRange::Percentile { low: 2.0, high: 98.0 }`.
+    pub auto_range: AutoRange,
     /// Colour of missing (NaN or infinite) cells, RGBA.
     pub nan_rgba: [u8; 4],
 }
@@ -61,6 +91,7 @@ impl ScalarStyle {
         Self {
             colormap,
             range: None,
+            auto_range: AutoRange::MinMax,
             nan_rgba: [200, 200, 200, 255],
         }
     }

@@ -5,7 +5,11 @@ use std::sync::mpsc;
 use isotach_core::{Colormap, Field};
 
 use crate::colormap::lut_rgba;
-use crate::layout::{Layout, try_layout};
+use crate::layout::Layout;
+use crate::overlay::Overlay;
+use crate::projection::MapView;
+use crate::range::color_range;
+use crate::scene::Scene;
 use crate::text::{Annotations, build_mask, format_time_line, format_title};
 use crate::{Canvas, RgbaImage, ScalarStyle, VizError};
 
@@ -28,6 +32,10 @@ struct Params {
     nan_rgba: [f32; 4],
     ink_rgba: [f32; 4],
     bg_rgba: [f32; 4],
+    /// Projection parameters (see `Projection::shader_params`).
+    proj: [f32; 4],
+    /// Projection kind, unused ×3.
+    proj_kind: [u32; 4],
 }
 
 fn rgba_f32(c: [u8; 4]) -> [f32; 4] {
@@ -41,6 +49,12 @@ struct FrameTargets {
     target_view: wgpu::TextureView,
     mask: wgpu::Texture,
     mask_view: wgpu::TextureView,
+    /// The layers over the field (RGBA, straight alpha).
+    overlay: wgpu::Texture,
+    overlay_view: wgpu::TextureView,
+    /// True while the overlay texture holds nothing (as created), so layer-less frames skip
+    /// the upload.
+    overlay_blank: bool,
     readback: wgpu::Buffer,
     padded_bytes_per_row: u32,
     /// What the mask now holds; `None` until first written.
@@ -227,6 +241,7 @@ impl Renderer {
                 texture_entry(1),
                 texture_entry(2),
                 texture_entry(3),
+                texture_entry(4),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -312,13 +327,26 @@ impl Renderer {
         self.max_texture
     }
 
-    /// Renders `field` in `style` onto a `canvas`-sized image: title, time line, map, colorbar.
+    /// Renders `field` in `style` onto a `canvas`-sized image: title, time line, map (the default
+    /// equirectangular projection, central longitude 180), colorbar.
     pub fn render(
         &mut self,
         field: &Field,
         style: &ScalarStyle,
         canvas: Canvas,
     ) -> Result<RgbaImage, VizError> {
+        self.render_scene(&Scene::new(field, style.clone()), canvas)
+    }
+
+    /// Renders `scene` onto a `canvas`-sized image: title, time line, the field in the scene's
+    /// projection with its layers drawn over it in order, colorbar.
+    pub fn render_scene(
+        &mut self,
+        scene: &Scene<'_>,
+        canvas: Canvas,
+    ) -> Result<RgbaImage, VizError> {
+        let field = scene.field;
+        let style = &scene.style;
         // Check everything on the CPU first, so wgpu only ever sees valid requests.
         if canvas.width_px > self.max_texture || canvas.height_px > self.max_texture {
             return Err(VizError::CanvasTooLarge {
@@ -327,7 +355,7 @@ impl Renderer {
                 max: self.max_texture,
             });
         }
-        let layout = try_layout(canvas)?;
+        let view = MapView::new(canvas, scene.projection)?;
         let grid = grid_params(field, self.max_texture)?;
         let [lo, hi] = color_range(field, style)?;
         let notes = Annotations {
@@ -336,6 +364,12 @@ impl Renderer {
             units: field.units.clone(),
             lo,
             hi,
+            disc: scene.projection.is_disc(),
+        };
+        let overlay = if scene.layers.is_empty() {
+            None
+        } else {
+            Some(scene.draw_layers(&view)?)
         };
 
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -344,7 +378,8 @@ impl Renderer {
         let (nlat, nlon) = field.grid.shape();
         self.ensure_field(nlon as u32, nlat as u32);
         self.ensure_lut(style.colormap);
-        self.upload(field, &notes, &layout, &grid, [lo, hi], style.nan_rgba);
+        self.upload(field, &notes, &view, &grid, [lo, hi], style.nan_rgba);
+        self.upload_overlay(overlay.as_ref());
         let result = self.draw_and_read();
         if let Some(e) = pollster::block_on(oom_scope.pop()) {
             self.drop_cached();
@@ -355,6 +390,43 @@ impl Renderer {
             return Err(gpu_error("rendering")(e));
         }
         result
+    }
+
+    /// Writes the layers' overlay, or clears it when a frame has none (only if not clear yet).
+    fn upload_overlay(&mut self, overlay: Option<&Overlay>) {
+        let Some(frame) = &mut self.frame else {
+            return;
+        };
+        let (w, h) = (frame.canvas.width_px, frame.canvas.height_px);
+        let blank;
+        let bytes = match overlay {
+            Some(o) => &o.rgba,
+            None if frame.overlay_blank => return,
+            None => {
+                blank = vec![0u8; w as usize * h as usize * 4];
+                &blank
+            }
+        };
+        self.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &frame.overlay,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(w * 4),
+                rows_per_image: Some(h),
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+        frame.overlay_blank = overlay.is_none();
     }
 
     /// Forgets size-dependent resources (after an error, so the next frame starts clean).
@@ -393,6 +465,16 @@ impl Renderer {
             usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
             view_formats: &[],
         });
+        let overlay = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("isotach-viz layers"),
+            size,
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
         let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
         let padded_bytes_per_row = (canvas.width_px * 4).div_ceil(align) * align;
         let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -407,6 +489,10 @@ impl Renderer {
             target,
             mask_view: mask.create_view(&wgpu::TextureViewDescriptor::default()),
             mask,
+            overlay_view: overlay.create_view(&wgpu::TextureViewDescriptor::default()),
+            overlay,
+            // New textures are zeroed by wgpu.
+            overlay_blank: true,
             readback,
             padded_bytes_per_row,
             mask_notes: None,
@@ -477,7 +563,7 @@ impl Renderer {
         &mut self,
         field: &Field,
         notes: &Annotations,
-        layout: &Layout,
+        view: &MapView,
         grid: &GridParams,
         [lo, hi]: [f32; 2],
         nan_rgba: [u8; 4],
@@ -506,7 +592,7 @@ impl Renderer {
         if let Some(frame) = &mut self.frame
             && frame.mask_notes.as_ref() != Some(notes)
         {
-            let mask = build_mask(layout, notes);
+            let mask = build_mask(&view.layout, notes);
             self.queue.write_texture(
                 wgpu::TexelCopyTextureInfo {
                     texture: &frame.mask,
@@ -528,6 +614,8 @@ impl Renderer {
             );
             frame.mask_notes = Some(notes.clone());
         }
+        let layout: &Layout = &view.layout;
+        let (proj_kind, proj) = view.projection.shader_params();
         let params = Params {
             map_rect: layout.map.as_f32(),
             bar_rect: layout.colorbar.as_f32(),
@@ -542,6 +630,8 @@ impl Renderer {
             nan_rgba: rgba_f32(nan_rgba),
             ink_rgba: rgba_f32(INK_RGBA),
             bg_rgba: rgba_f32(BACKGROUND_RGBA),
+            proj,
+            proj_kind: [proj_kind, 0, 0, 0],
         };
         self.queue
             .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&params));
@@ -575,6 +665,10 @@ impl Renderer {
                     wgpu::BindGroupEntry {
                         binding: 3,
                         resource: wgpu::BindingResource::TextureView(&frame.mask_view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: wgpu::BindingResource::TextureView(&frame.overlay_view),
                     },
                 ],
             })
@@ -731,35 +825,6 @@ fn grid_params(field: &Field, max_texture: u32) -> Result<GridParams, VizError> 
     })
 }
 
-/// The colour range: the style's, or the field's finite range (±0.5 when constant, [0, 1] when
-/// nothing is finite).
-fn color_range(field: &Field, style: &ScalarStyle) -> Result<[f32; 2], VizError> {
-    match style.range {
-        Some([lo, hi]) => {
-            if !lo.is_finite() || !hi.is_finite() {
-                return Err(VizError::Range {
-                    lo,
-                    hi,
-                    reason: "both ends must be finite",
-                });
-            }
-            if lo >= hi {
-                return Err(VizError::Range {
-                    lo,
-                    hi,
-                    reason: "the start must be below the end",
-                });
-            }
-            Ok([lo, hi])
-        }
-        None => Ok(match field.finite_range() {
-            Some((lo, hi)) if lo < hi => [lo, hi],
-            Some((v, _)) => [v - 0.5, v + 0.5],
-            None => [0.0, 1.0],
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -833,46 +898,5 @@ mod tests {
         assert!(msg.contains("backends tried: Vulkan, GL"), "{msg}");
         assert!(msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
         assert!(backend_names(wgpu::Backends::empty()).starts_with("none"));
-    }
-
-    #[test]
-    fn ranges() {
-        let f = field(
-            LatLonGrid::regular(90.0),
-            vec![
-                1.0,
-                2.0,
-                f32::NAN,
-                4.0,
-                5.0,
-                6.0,
-                7.0,
-                8.0,
-                9.0,
-                10.0,
-                11.0,
-                12.0,
-            ],
-        );
-        let style = ScalarStyle::default();
-        assert_eq!(color_range(&f, &style).ok(), Some([1.0, 12.0]));
-        let fixed = ScalarStyle {
-            range: Some([0.0, 5.0]),
-            ..style.clone()
-        };
-        assert_eq!(color_range(&f, &fixed).ok(), Some([0.0, 5.0]));
-        let bad = ScalarStyle {
-            range: Some([5.0, 5.0]),
-            ..style.clone()
-        };
-        let err = color_range(&f, &bad).err().map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("colour range [5, 5] is invalid: the start must be below the end")
-        );
-        let constant = field(LatLonGrid::regular(90.0), vec![3.0; 12]);
-        assert_eq!(color_range(&constant, &style).ok(), Some([2.5, 3.5]));
-        let empty = field(LatLonGrid::regular(90.0), vec![f32::NAN; 12]);
-        assert_eq!(color_range(&empty, &style).ok(), Some([0.0, 1.0]));
     }
 }

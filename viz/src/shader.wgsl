@@ -1,5 +1,6 @@
 // Isotach frame shader: one full-screen triangle; every pixel is background, map or colorbar,
-// with the CPU-rasterised ink mask (text, frame, ticks) composited on top.
+// then the CPU-rasterised layers (contours, arrows, objects, graticule, coastlines) are
+// composited over it, and the ink mask (text, frame, ticks) on top of everything.
 
 struct Params {
     // Map rectangle in pixels: x, y, width, height.
@@ -15,6 +16,11 @@ struct Params {
     nan_rgba: vec4<f32>,
     ink_rgba: vec4<f32>,
     bg_rgba: vec4<f32>,
+    // Projection parameters: equirectangular (left-edge longitude, -, -, -); orthographic
+    // (centre lon, sin centre lat, cos centre lat, -); polar (central lon, tan(rim colat / 2), -, -).
+    proj: vec4<f32>,
+    // Projection kind (0 equirectangular, 1 orthographic, 2 polar north, 3 polar south), unused ×3.
+    proj_kind: vec4<u32>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -24,6 +30,8 @@ struct Params {
 @group(0) @binding(2) var lut_tex: texture_2d<f32>;
 // R8Unorm ink coverage, canvas-sized.
 @group(0) @binding(3) var mask_tex: texture_2d<f32>;
+// Rgba8Unorm layers over the field (straight alpha), canvas-sized.
+@group(0) @binding(4) var overlay_tex: texture_2d<f32>;
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -78,9 +86,12 @@ fn sample_field(lon: f32, lat: f32) -> vec2<f32> {
         c0 = min(i32(cf), n - 1);
         c1 = select(c0 + 1, 0, c0 + 1 >= n);
     } else {
-        // A regional grid: also try the longitude one turn west (grids given in -180..180).
+        // A regional grid: take the longitude in the turn starting at the grid's first one, and
+        // also try one turn west (for the half cell before the first longitude).
+        let lon_w = lon - floor((lon - params.grid.x) / 360.0) * 360.0;
+        c = (lon_w - params.grid.x) / params.grid.y;
         if (c < -0.5 || c > nf - 0.5) {
-            c = (lon - 360.0 - params.grid.x) / params.grid.y;
+            c = (lon_w - 360.0 - params.grid.x) / params.grid.y;
         }
         inside = inside && c >= -0.5 && c <= nf - 0.5;
         let cc = clamp(c, 0.0, nf - 1.0);
@@ -100,6 +111,37 @@ fn sample_field(lon: f32, lat: f32) -> vec2<f32> {
     return vec2<f32>(v, select(0.0, 1.0, inside && !is_missing(v)));
 }
 
+// The (lon, lat) shown at canvas point p inside the map rectangle mr, and 1 when it is on the
+// globe (0 outside the disc of the orthographic and polar projections). The CPU mirror is
+// Projection::unproject in src/projection.rs.
+fn unproject(p: vec2<f32>, mr: vec4<f32>) -> vec3<f32> {
+    let kind = params.proj_kind.x;
+    if (kind == 0u) {
+        let lon = (p.x - mr.x) / mr.z * 360.0 + params.proj.x;
+        let lat = 90.0 - (p.y - mr.y) / mr.w * 180.0;
+        return vec3<f32>(lon, lat, 1.0);
+    }
+    let x = (p.x - mr.x) / mr.z * 2.0 - 1.0;
+    let y = 1.0 - (p.y - mr.y) / mr.w * 2.0;
+    let rho2 = x * x + y * y;
+    if (rho2 > 1.0) {
+        return vec3<f32>(0.0, 0.0, 0.0);
+    }
+    if (kind == 1u) {
+        let z = sqrt(1.0 - rho2);
+        let s0 = params.proj.y;
+        let c0 = params.proj.z;
+        let lat = degrees(asin(clamp(y * c0 + z * s0, -1.0, 1.0)));
+        let lon = params.proj.x + degrees(atan2(x, z * c0 - y * s0));
+        return vec3<f32>(lon, lat, 1.0);
+    }
+    let colat = degrees(2.0 * atan(sqrt(rho2) * params.proj.y));
+    if (kind == 2u) {
+        return vec3<f32>(params.proj.x + degrees(atan2(x, -y)), 90.0 - colat, 1.0);
+    }
+    return vec3<f32>(params.proj.x + degrees(atan2(x, y)), colat - 90.0, 1.0);
+}
+
 fn inside(p: vec2<f32>, rect: vec4<f32>) -> bool {
     return p.x >= rect.x && p.x < rect.x + rect.z && p.y >= rect.y && p.y < rect.y + rect.w;
 }
@@ -112,17 +154,20 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
     let mr = params.map_rect;
     let br = params.bar_rect;
     if (inside(p, mr)) {
-        let lon = (p.x - mr.x) / mr.z * 360.0;
-        let lat = 90.0 - (p.y - mr.y) / mr.w * 180.0;
-        let s = sample_field(lon, lat);
-        if (s.y > 0.5) {
-            base = lut((s.x - params.range.x) / (params.range.y - params.range.x));
-        } else {
-            base = params.nan_rgba;
+        let ll = unproject(p, mr);
+        if (ll.z > 0.5) {
+            let s = sample_field(ll.x, ll.y);
+            if (s.y > 0.5) {
+                base = lut((s.x - params.range.x) / (params.range.y - params.range.x));
+            } else {
+                base = params.nan_rgba;
+            }
         }
     } else if (inside(p, br)) {
         base = lut((p.x - br.x) / br.z);
     }
+    let layers = textureLoad(overlay_tex, vec2<i32>(p), 0);
+    base = mix(base, vec4<f32>(layers.rgb, base.a), layers.a);
     let ink = textureLoad(mask_tex, vec2<i32>(p), 0).r;
     return mix(base, params.ink_rgba, ink);
 }

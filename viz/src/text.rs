@@ -100,7 +100,7 @@ pub fn colorbar_ticks(lo: f64, hi: f64, target: usize) -> Vec<Tick> {
 
 /// The 8×8 bitmap of `c`: rows top to bottom, bit 0 the leftmost pixel. ASCII and Latin-1 are
 /// drawn; anything else shows as `?`.
-fn glyph(c: char) -> [u8; 8] {
+pub(crate) fn glyph(c: char) -> [u8; 8] {
     let c = if c == '\u{2212}' { '-' } else { c };
     match u32::from(c) {
         code @ 0x20..=0x7e => BASIC_LEGACY[code as usize],
@@ -162,6 +162,23 @@ impl Mask {
         self.fill(x + w, y, t, h);
     }
 
+    /// A one-pixel circle just outside the disc inscribed in `square`: the pixels whose centres
+    /// lie between the disc's radius and one pixel beyond it.
+    pub(crate) fn ring(&mut self, square: crate::PixelRect) {
+        let r = f64::from(square.width) / 2.0;
+        let (cx, cy) = (f64::from(square.x) + r, f64::from(square.y) + r);
+        let (x0, y0) = (i64::from(square.x) - 2, i64::from(square.y) - 2);
+        let span = i64::from(square.width) + 4;
+        for y in y0..y0 + span {
+            for x in x0..x0 + span {
+                let d = (x as f64 + 0.5 - cx).hypot(y as f64 + 0.5 - cy);
+                if d > r && d <= r + 1.0 {
+                    self.fill(x, y, 1, 1);
+                }
+            }
+        }
+    }
+
     /// Draws `text` with its top-left corner at (x, y), each glyph pixel `scale × scale`.
     pub(crate) fn text(&mut self, x: i64, y: i64, text: &str, scale: u32) {
         let s = i64::from(scale);
@@ -186,6 +203,8 @@ pub(crate) struct Annotations {
     pub(crate) units: String,
     pub(crate) lo: f32,
     pub(crate) hi: f32,
+    /// The map is a disc (orthographic, polar): a circular frame instead of a rectangle.
+    pub(crate) disc: bool,
 }
 
 /// The ticks drawn for `lo..=hi` on `layout`: the most (of 5, 4, 3, 2 asked for) whose labels do
@@ -243,13 +262,17 @@ pub(crate) fn build_mask(layout: &Layout, notes: &Annotations) -> Mask {
     );
 
     let m = layout.map;
-    mask.outline(
-        i64::from(m.x),
-        i64::from(m.y),
-        i64::from(m.width),
-        i64::from(m.height),
-        1,
-    );
+    if notes.disc {
+        mask.ring(m);
+    } else {
+        mask.outline(
+            i64::from(m.x),
+            i64::from(m.y),
+            i64::from(m.width),
+            i64::from(m.height),
+            1,
+        );
+    }
     let b = layout.colorbar;
     mask.outline(
         i64::from(b.x),
@@ -353,6 +376,7 @@ mod tests {
             units: "K".into(),
             lo: 0.0,
             hi: 1.0,
+            disc: false,
         };
         let mask = build_mask(&l, &notes);
         let at = |x: u32, y: u32| mask.data[(y * 640 + x) as usize];

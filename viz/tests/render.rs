@@ -106,6 +106,7 @@ fn colormap_sampling_follows_the_field() {
         colormap: Colormap::Viridis,
         range: Some([0.0, 360.0]),
         nan_rgba: MAGENTA,
+        ..ScalarStyle::default()
     };
     let (img, l) = render(&mut r, &field, &style, 640, 360);
     // Away from the 358→0 seam and the missing patch, bilinear interpolation of value = lon
@@ -143,6 +144,7 @@ fn map_is_north_up_with_longitude_zero_at_the_left() {
         colormap: Colormap::Magma,
         range: Some([-90.0, 90.0]),
         nan_rgba: MAGENTA,
+        ..ScalarStyle::default()
     };
     let (img, l) = render(&mut r, &field, &style, 640, 360);
     let m = l.map;
@@ -226,6 +228,7 @@ fn values_beyond_the_range_clamp_to_the_ends() {
         colormap: Colormap::Cividis,
         range: Some([100.0, 200.0]),
         nan_rgba: MAGENTA,
+        ..ScalarStyle::default()
     };
     let (img, l) = render(&mut r, &field, &style, 800, 450);
     for lon in [10.0, 50.0, 90.0] {
@@ -262,6 +265,7 @@ fn colorbar_background_and_frame() {
             colormap: cmap,
             range: Some([0.0, 360.0]),
             nan_rgba: MAGENTA,
+            ..ScalarStyle::default()
         };
         let (img, l) = render(&mut r, &field, &style, 640, 360);
         let b = l.colorbar;
@@ -354,6 +358,7 @@ fn regional_grid_leaves_the_rest_missing() {
         colormap: Colormap::Viridis,
         range: Some([0.0, 1.0]),
         nan_rgba: MAGENTA,
+        ..ScalarStyle::default()
     };
     let (img, l) = render(&mut r, &field, &style, 640, 360);
     for (lon, lat) in [(10.0, 50.0), (350.0, 60.0), (35.0, 35.0)] {
