@@ -2,6 +2,7 @@
 //!
 //! `generate` writes the synthetic atmosphere, `inspect` describes a store, `run` executes a
 //! pipeline spec in-process, and `demo` runs the standard pipeline on an embedded default dataset.
+//! `serve` runs the gRPC job service; `submit`, `jobs`, `watch` and `cancel` are its clients.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use isotach_connectors::StoreOptions;
 
 mod demo;
 mod run;
+mod service;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +38,16 @@ enum Command {
     Run(run::RunArgs),
     /// Generate a small dataset if missing, run the standard pipeline on it, and write frames.
     Demo(demo::DemoArgs),
+    /// Serve the gRPC job service: queue, run and record submitted pipelines.
+    Serve(service::ServeArgs),
+    /// Submit a pipeline spec (TOML) to a job server, or rerun an earlier job.
+    Submit(service::SubmitArgs),
+    /// List a job server's jobs, newest first.
+    Jobs(service::JobsArgs),
+    /// Follow a job's events until it ends.
+    Watch(service::WatchArgs),
+    /// Cancel a queued or running job.
+    Cancel(service::CancelArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +88,11 @@ fn main() -> Result<()> {
         Command::Inspect { uri } => inspect(&uri),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::demo(&args),
+        Command::Serve(args) => service::serve(&args),
+        Command::Submit(args) => service::submit(&args),
+        Command::Jobs(args) => service::jobs(&args),
+        Command::Watch(args) => service::watch(&args),
+        Command::Cancel(args) => service::cancel(&args),
     }
 }
 

@@ -3,13 +3,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use isotach_connectors::{FieldStoreLayout, StoreOptions, ZarrFieldSink, open_source, write_table};
-use isotach_core::{Field, FramesSink, PipelineSpec, SinkSpec, ValidatedPipeline, ZarrSink};
-use isotach_engine::operators::catalog_table;
-use isotach_engine::{Cluster, Progress, RunConfig, RunReport, run_pipeline, stats_table};
-use isotach_viz::{Canvas, Renderer, ScalarStyle};
-use serde_json::{Map, json};
+use anyhow::{Context, Result, bail};
+use isotach_core::{PipelineSpec, SinkSpec};
+use isotach_engine::{Cluster, Progress, RunConfig};
+use isotach_service::{ExecutionControl, Outcome};
 
 #[derive(clap::Args)]
 pub(crate) struct RunArgs {
@@ -85,14 +82,6 @@ impl ClusterArgs {
     }
 }
 
-/// What a run wrote.
-pub(crate) struct Outcome {
-    pub report: RunReport,
-    pub frames: Vec<PathBuf>,
-    pub adapter: String,
-    pub lead: bool,
-}
-
 pub(crate) fn run(args: &RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("reading spec {}", args.spec.display()))?;
@@ -149,209 +138,20 @@ pub(crate) fn print_outcome(spec: &PipelineSpec, outcome: &Outcome) {
 }
 
 /// Validates `spec` against its store, runs it, renders and stores every completed field, and
-/// (in the lead process) writes the statistics and catalog tables.
+/// (in the lead process) writes the statistics and catalog tables: `isotach_service::execute`,
+/// with a progress line per second on stderr when `show_progress`.
 pub(crate) fn execute(
     spec: &PipelineSpec,
     config: RunConfig,
     show_progress: bool,
 ) -> Result<Outcome> {
-    let source = open_source(
-        &spec.source.uri,
-        &StoreOptions::default(),
-        spec.source.region,
-    )?;
-    let pipeline = spec.validate(source.describe())?;
-    let lead = config.is_lead();
-    let frames_sinks: Vec<FramesSink> = spec
-        .sinks
-        .iter()
-        .filter_map(|sink| match sink {
-            SinkSpec::Frames(f) => Some(f.clone()),
-            _ => None,
-        })
-        .collect();
-    for sink in &frames_sinks {
-        std::fs::create_dir_all(&sink.path)
-            .with_context(|| format!("creating frames folder {}", sink.path))?;
-    }
-    let zarr_sinks = open_zarr_sinks(spec, &pipeline, source.describe(), lead)?;
-    // The renderer is created before any data is read, so a machine without an adapter fails fast.
-    let mut renderer = if frames_sinks.is_empty() {
-        None
-    } else {
-        Some(Renderer::new_headless()?)
-    };
-    let adapter = renderer
-        .as_ref()
-        .map_or_else(|| "no frames sink".to_owned(), |r| r.adapter_summary());
-
-    let progress = config.progress.clone();
-    let reporter = show_progress.then(|| spawn_progress_printer(progress.clone()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Field>(4);
-    let (report, frames) = runtime.block_on(async move {
-        let consume = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>> {
-            let mut written = Vec::new();
-            let mut zarr_sinks = zarr_sinks;
-            while let Some(field) = rx.blocking_recv() {
-                for sink in zarr_sinks.iter_mut() {
-                    sink.write(&field)?;
-                }
-                let Some(renderer) = renderer.as_mut() else {
-                    continue;
-                };
-                for sink in &frames_sinks {
-                    for layer in sink.layers.iter().filter(|l| l.variable == field.variable) {
-                        let style = ScalarStyle {
-                            colormap: layer.colormap,
-                            range: layer.range,
-                            ..ScalarStyle::default()
-                        };
-                        let canvas = Canvas {
-                            width_px: sink.width_px,
-                            height_px: sink.height_px,
-                        };
-                        let image = renderer.render(&field, &style, canvas)?;
-                        let path = Path::new(&sink.path)
-                            .join(format!("{}_{:05}.png", field.variable, field.step));
-                        image.write_png(&path)?;
-                        written.push(path);
-                    }
-                }
-            }
-            Ok(written)
-        });
-        let engine =
-            tokio::task::spawn_blocking(move || run_pipeline(&pipeline, source, config, tx));
-        // Join both before judging either: when a sink fails the engine stops with
-        // ConsumerGone, and the sink's error is the one worth reporting.
-        let (engine, consume) = tokio::join!(engine, consume);
-        let frames = consume.map_err(|e| anyhow!("sink task: {e}"))??;
-        let report = engine.map_err(|e| anyhow!("engine task: {e}"))??;
-        Ok::<_, anyhow::Error>((report, frames))
-    })?;
+    let reporter = show_progress.then(|| spawn_progress_printer(config.progress.clone()));
+    let outcome = isotach_service::execute(spec, config, &ExecutionControl::default());
     if let Some((stop, handle)) = reporter {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = handle.join();
     }
-
-    if lead {
-        write_tables(spec, &report)?;
-    }
-    Ok(Outcome {
-        report,
-        frames,
-        adapter,
-        lead,
-    })
-}
-
-/// A Zarr sink that opens its store lazily: the lead process creates the store before the
-/// dataflow starts; the others open it on their first field, by which time the cluster has
-/// connected and the store exists.
-struct LazyZarrSink {
-    path: PathBuf,
-    layout: FieldStoreLayout,
-    sink: Option<ZarrFieldSink>,
-}
-
-impl LazyZarrSink {
-    fn write(&mut self, field: &Field) -> Result<()> {
-        if !self
-            .layout
-            .variables
-            .iter()
-            .any(|(name, _, _)| *name == field.variable)
-        {
-            return Ok(());
-        }
-        if self.sink.is_none() {
-            self.sink = Some(ZarrFieldSink::open(&self.path, &self.layout)?);
-        }
-        if let Some(sink) = &self.sink {
-            sink.write(field)?;
-        }
-        Ok(())
-    }
-}
-
-fn open_zarr_sinks(
-    spec: &PipelineSpec,
-    pipeline: &ValidatedPipeline,
-    dataset: &isotach_core::DatasetInfo,
-    lead: bool,
-) -> Result<Vec<LazyZarrSink>> {
-    let zarr: Vec<&ZarrSink> = spec
-        .sinks
-        .iter()
-        .filter_map(|sink| match sink {
-            SinkSpec::Zarr(z) => Some(z),
-            _ => None,
-        })
-        .collect();
-    let mut sinks = Vec::new();
-    for sink in zarr {
-        let layout = isotach_engine::zarr_sink_layout(pipeline, dataset, sink)?;
-        let path = PathBuf::from(&sink.path);
-        let created = if lead {
-            let mut attributes = Map::new();
-            attributes.insert("Conventions".into(), json!("CF-1.8"));
-            attributes.insert(
-                "title".into(),
-                json!(format!("Isotach pipeline {}", spec.name)),
-            );
-            attributes.insert("source".into(), json!(spec.source.uri));
-            attributes.insert(
-                "isotach_spec".into(),
-                json!(spec.to_toml_string().unwrap_or_default()),
-            );
-            Some(
-                ZarrFieldSink::create(&path, &layout, attributes)
-                    .with_context(|| format!("zarr sink {}", sink.path))?,
-            )
-        } else {
-            None
-        };
-        sinks.push(LazyZarrSink {
-            path,
-            layout,
-            sink: created,
-        });
-    }
-    Ok(sinks)
-}
-
-fn write_tables(spec: &PipelineSpec, report: &RunReport) -> Result<()> {
-    if let Some(variable) = &report.stats_variable {
-        let table = stats_table(variable, &report.stats_units, &report.stats)?;
-        for sink in &spec.sinks {
-            if let SinkSpec::Frames(frames) = sink {
-                let folder = Path::new(&frames.path);
-                let tables = std::slice::from_ref(&table);
-                write_table(&folder.join(format!("{variable}_stats.arrow")), tables)?;
-                write_table(&folder.join(format!("{variable}_stats.parquet")), tables)?;
-            }
-        }
-    }
-    for sink in &spec.sinks {
-        if let SinkSpec::Catalog(catalog) = sink {
-            let records = report
-                .catalogs
-                .get(&catalog.objects)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let table = catalog_table(records)?;
-            let path = Path::new(&catalog.path);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
-            write_table(path, std::slice::from_ref(&table))?;
-        }
-    }
-    Ok(())
+    Ok(outcome?)
 }
 
 /// Prints one line per second on stderr: every stage's count and rate.

@@ -1,0 +1,197 @@
+//! A `JobService` client on core and service types, for `isotach submit`, `jobs`, `cancel` and
+//! `watch`: callers never see wire types.
+
+use isotach_core::PipelineSpec;
+use isotach_proto::v1;
+use isotach_proto::v1::job_service_client::JobServiceClient;
+use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::store::{JobEventRecord, JobState};
+use crate::wire::{JobSummary, event_from_wire, job_from_wire, state_to_wire};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The server's URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The token is not valid gRPC metadata.
+    #[error("the token is not printable ASCII")]
+    BadToken,
+    /// The server answered with an error status.
+    #[error("{code}: {message}")]
+    Status {
+        /// The gRPC status code's canonical name (`INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...).
+        code: &'static str,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Status {
+            code: code_name(status.code()),
+            message: status.message().to_owned(),
+        }
+    }
+}
+
+/// gRPC's canonical name of a status code.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Adds `authorization: Bearer TOKEN` to every call (nothing without a token).
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connection to a job server.
+pub struct JobClient {
+    inner: JobServiceClient<InterceptedService<Channel, BearerToken>>,
+}
+
+impl JobClient {
+    /// Connects to `url` (`http://host:port`), sending `token` with every call.
+    pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let token = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| ClientError::BadToken)?;
+        let connect_error = |e: tonic::transport::Error| ClientError::Connect {
+            url: url.to_owned(),
+            message: std::error::Error::source(&e)
+                .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
+        };
+        let channel = Channel::from_shared(url.to_owned())
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?
+            .connect()
+            .await
+            .map_err(connect_error)?;
+        Ok(Self {
+            inner: JobServiceClient::with_interceptor(channel, BearerToken(token)),
+        })
+    }
+
+    /// Submits `spec` as a new job.
+    pub async fn submit(&mut self, spec: &PipelineSpec) -> Result<JobSummary, ClientError> {
+        let request = v1::SubmitJobRequest {
+            spec: Some(v1::PipelineSpec::from(spec)),
+            rerun_of: String::new(),
+        };
+        Ok(job_from_wire(
+            self.inner.submit(request).await?.into_inner(),
+        ))
+    }
+
+    /// Runs the stored spec of job `id` again as a new job.
+    pub async fn rerun(&mut self, id: &str) -> Result<JobSummary, ClientError> {
+        let request = v1::SubmitJobRequest {
+            spec: None,
+            rerun_of: id.to_owned(),
+        };
+        Ok(job_from_wire(
+            self.inner.submit(request).await?.into_inner(),
+        ))
+    }
+
+    /// One job.
+    pub async fn get(&mut self, id: &str) -> Result<JobSummary, ClientError> {
+        let request = v1::GetJobRequest { id: id.to_owned() };
+        Ok(job_from_wire(self.inner.get(request).await?.into_inner()))
+    }
+
+    /// Up to `limit` jobs, newest first, only in `state` when given.
+    pub async fn list(
+        &mut self,
+        state: Option<JobState>,
+        limit: usize,
+    ) -> Result<Vec<JobSummary>, ClientError> {
+        let mut jobs = Vec::new();
+        let mut page_token = String::new();
+        while jobs.len() < limit {
+            let request = v1::ListJobsRequest {
+                page_size: u32::try_from(limit - jobs.len()).unwrap_or(u32::MAX),
+                page_token: page_token.clone(),
+                state: state.map_or(v1::JobState::Unspecified, state_to_wire) as i32,
+            };
+            let page = self.inner.list(request).await?.into_inner();
+            jobs.extend(page.jobs.into_iter().map(job_from_wire));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        Ok(jobs)
+    }
+
+    /// Cancels job `id`; the answer is its state afterwards.
+    pub async fn cancel(&mut self, id: &str) -> Result<JobSummary, ClientError> {
+        let request = v1::CancelJobRequest { id: id.to_owned() };
+        Ok(job_from_wire(
+            self.inner.cancel(request).await?.into_inner(),
+        ))
+    }
+
+    /// Job `id`'s events after `after_seq`, until the job ends. Events this client does not know
+    /// are skipped.
+    pub async fn watch(
+        &mut self,
+        id: &str,
+        after_seq: u64,
+    ) -> Result<impl Stream<Item = Result<JobEventRecord, ClientError>> + use<>, ClientError> {
+        let request = v1::WatchJobRequest {
+            id: id.to_owned(),
+            after_seq,
+        };
+        let stream = self.inner.watch(request).await?.into_inner();
+        Ok(stream.filter_map(|event| match event {
+            Ok(event) => event_from_wire(event).map(Ok),
+            Err(status) => Some(Err(status.into())),
+        }))
+    }
+}

@@ -1,0 +1,497 @@
+//! Running one validated spec with its sinks: the code behind both `isotach run` and a job of the
+//! job service.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use isotach_connectors::{
+    ConnectorError, FieldStoreLayout, Source, StoreOptions, ZarrFieldSink, open_source, write_table,
+};
+use isotach_core::{
+    Field, FramesSink, PipelineSpec, SinkSpec, SpecError, ValidatedPipeline, ZarrSink,
+};
+use isotach_engine::operators::catalog_table;
+use isotach_engine::{EngineError, RunConfig, RunReport, run_pipeline, stats_table};
+use isotach_viz::{Canvas, Renderer, ScalarStyle, VizError};
+use serde_json::{Map, json};
+
+/// Fields waiting between the dataflow and the sinks: a slow renderer slows the dataflow instead
+/// of piling fields up.
+const FIELD_QUEUE: usize = 4;
+
+/// Why an execution stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The spec does not fit its data.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The source could not be opened or read.
+    #[error(transparent)]
+    Source(#[from] ConnectorError),
+    /// The dataflow failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Rendering a frame failed (or no graphics adapter exists).
+    #[error(transparent)]
+    Render(#[from] VizError),
+    /// A file or folder could not be made.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A Zarr sink could not be created or written.
+    #[error("zarr sink {path}: {source}")]
+    ZarrSink {
+        /// The sink's store.
+        path: String,
+        /// Why it failed.
+        source: ConnectorError,
+    },
+    /// A statistics or catalog table could not be built or written.
+    #[error("table {path}: {message}")]
+    Table {
+        /// The table's file.
+        path: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// A task of the execution died (a panic in the engine or a sink).
+    #[error("{task} task: {message}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// Cancelled through its [`CancelToken`].
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl ExecuteError {
+    /// True when running the same spec again may succeed (a store or a file system was
+    /// unavailable), false when the spec or the code must change first.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Source(_) | Self::Io { .. } | Self::ZarrSink { .. } | Self::Table { .. }
+        )
+    }
+}
+
+/// Asks a running execution to stop. Cloning shares the request.
+#[derive(Debug, Clone)]
+pub struct CancelToken(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl CancelToken {
+    /// Asks every holder to stop.
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// True once [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once [`CancelToken::cancel`] was called.
+    pub async fn cancelled(&self) {
+        let mut receiver = self.0.subscribe();
+        // Cannot fail: `self` holds the sender.
+        let _ = receiver.wait_for(|cancelled| *cancelled).await;
+    }
+}
+
+/// Something an execution did that a watcher may want to know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutionEvent {
+    /// Every field of a time step arrived and was written to the sinks.
+    StepCompleted {
+        /// The step's index in the store.
+        step: u64,
+        /// The step's instant.
+        time: DateTime<Utc>,
+    },
+    /// A frame was written.
+    FramePublished {
+        /// The frames sink's folder.
+        channel: String,
+        /// The step's index in the store.
+        step: u64,
+        /// The variable drawn.
+        variable: String,
+        /// The PNG file.
+        path: PathBuf,
+    },
+}
+
+/// How an execution reports what it does and learns that it should stop.
+#[derive(Clone, Default)]
+pub struct ExecutionControl {
+    /// Called on the sink thread for every event, in order; keep it quick.
+    pub on_event: Option<Arc<dyn Fn(ExecutionEvent) + Send + Sync>>,
+    /// Stops the execution: the sinks stop taking fields, the dataflow stops at its next delivery,
+    /// and [`execute`] returns [`ExecuteError::Cancelled`].
+    pub cancel: CancelToken,
+}
+
+impl ExecutionControl {
+    fn emit(&self, event: ExecutionEvent) {
+        if let Some(on_event) = &self.on_event {
+            on_event(event);
+        }
+    }
+}
+
+/// What an execution wrote.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The engine's report.
+    pub report: RunReport,
+    /// Every frame written, in order.
+    pub frames: Vec<PathBuf>,
+    /// The graphics adapter that drew them (or "no frames sink").
+    pub adapter: String,
+    /// True in the process that wrote the tables (the only one, or process 0 of a cluster).
+    pub lead: bool,
+}
+
+/// Opens `spec`'s source and checks the spec against it, before any work starts.
+pub fn validate_spec(
+    spec: &PipelineSpec,
+) -> Result<(Arc<dyn Source>, ValidatedPipeline), ExecuteError> {
+    let source = open_source(
+        &spec.source.uri,
+        &StoreOptions::default(),
+        spec.source.region,
+    )?;
+    let pipeline = spec.validate(source.describe())?;
+    Ok((source, pipeline))
+}
+
+/// Validates `spec` against its store, runs it, renders and stores every completed field, and (in
+/// the lead process) writes the statistics and catalog tables.
+///
+/// Blocking: call it from a thread of its own, not from async code (it runs a small runtime of
+/// its own for the dataflow and the sinks).
+pub fn execute(
+    spec: &PipelineSpec,
+    config: RunConfig,
+    control: &ExecutionControl,
+) -> Result<Outcome, ExecuteError> {
+    let (source, pipeline) = validate_spec(spec)?;
+    let lead = config.is_lead();
+    let frames_sinks: Vec<FramesSink> = spec
+        .sinks
+        .iter()
+        .filter_map(|sink| match sink {
+            SinkSpec::Frames(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    for sink in &frames_sinks {
+        std::fs::create_dir_all(&sink.path).map_err(|source| ExecuteError::Io {
+            what: "creating frames folder",
+            path: sink.path.clone(),
+            source,
+        })?;
+    }
+    let zarr_sinks = open_zarr_sinks(spec, &pipeline, source.describe(), lead)?;
+    // The renderer is created before any data is read, so a machine without an adapter fails fast.
+    let renderer = if frames_sinks.is_empty() {
+        None
+    } else {
+        Some(Renderer::new_headless()?)
+    };
+    let adapter = renderer
+        .as_ref()
+        .map_or_else(|| "no frames sink".to_owned(), |r| r.adapter_summary());
+    if control.cancel.is_cancelled() {
+        return Err(ExecuteError::Cancelled);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .map_err(|e| ExecuteError::Task {
+            task: "runtime",
+            message: e.to_string(),
+        })?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Field>(FIELD_QUEUE);
+    let sinks = Sinks {
+        zarr: zarr_sinks,
+        frames: frames_sinks,
+        renderer,
+        fields_per_step: delivered_variables(spec).len(),
+        control: control.clone(),
+    };
+    let handle = runtime.handle().clone();
+    let (report, frames) = runtime.block_on(async move {
+        let consume = tokio::task::spawn_blocking(move || sinks.consume(&handle, rx));
+        let engine =
+            tokio::task::spawn_blocking(move || run_pipeline(&pipeline, source, config, tx));
+        // Join both before judging either: when a sink fails (or is cancelled) the engine stops
+        // with ConsumerGone, and the sink's error is the one worth reporting.
+        let (engine, consume) = tokio::join!(engine, consume);
+        let task_error = |task: &'static str| {
+            move |e: tokio::task::JoinError| ExecuteError::Task {
+                task,
+                message: e.to_string(),
+            }
+        };
+        let frames = consume.map_err(task_error("sink"))??;
+        let report = engine.map_err(task_error("engine"))??;
+        Ok::<_, ExecuteError>((report, frames))
+    })?;
+
+    if lead {
+        write_tables(spec, &report)?;
+    }
+    Ok(Outcome {
+        report,
+        frames,
+        adapter,
+        lead,
+    })
+}
+
+/// The variables the dataflow delivers as fields, one field each per step.
+fn delivered_variables(spec: &PipelineSpec) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for sink in &spec.sinks {
+        let sink_names: Vec<&String> = match sink {
+            SinkSpec::Frames(frames) => frames.layers.iter().map(|l| &l.variable).collect(),
+            SinkSpec::Zarr(zarr) => zarr.variables.iter().collect(),
+            SinkSpec::Catalog(_) => Vec::new(),
+        };
+        for name in sink_names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
+/// Where fields go: Zarr stores and rendered frames.
+struct Sinks {
+    zarr: Vec<LazyZarrSink>,
+    frames: Vec<FramesSink>,
+    renderer: Option<Renderer>,
+    fields_per_step: usize,
+    control: ExecutionControl,
+}
+
+impl Sinks {
+    /// Writes every field that arrives until the dataflow ends or the execution is cancelled;
+    /// returns the frames written.
+    fn consume(
+        mut self,
+        runtime: &tokio::runtime::Handle,
+        mut fields: tokio::sync::mpsc::Receiver<Field>,
+    ) -> Result<Vec<PathBuf>, ExecuteError> {
+        let mut written = Vec::new();
+        let mut arrived_per_step: HashMap<u64, usize> = HashMap::new();
+        let cancel = self.control.cancel.clone();
+        loop {
+            let next = runtime.block_on(async {
+                tokio::select! {
+                    field = fields.recv() => field,
+                    () = cancel.cancelled() => None,
+                }
+            });
+            let Some(field) = next else { break };
+            self.write(&field, &mut written)?;
+            let arrived = arrived_per_step.entry(field.step).or_default();
+            *arrived += 1;
+            if *arrived == self.fields_per_step {
+                arrived_per_step.remove(&field.step);
+                self.control.emit(ExecutionEvent::StepCompleted {
+                    step: field.step,
+                    time: field.time,
+                });
+            }
+        }
+        if cancel.is_cancelled() {
+            // Dropping `fields` here stops the dataflow at its next delivery.
+            return Err(ExecuteError::Cancelled);
+        }
+        Ok(written)
+    }
+
+    fn write(&mut self, field: &Field, written: &mut Vec<PathBuf>) -> Result<(), ExecuteError> {
+        for sink in self.zarr.iter_mut() {
+            sink.write(field)?;
+        }
+        let Some(renderer) = self.renderer.as_mut() else {
+            return Ok(());
+        };
+        for sink in &self.frames {
+            for layer in sink.layers.iter().filter(|l| l.variable == field.variable) {
+                let style = ScalarStyle {
+                    colormap: layer.colormap,
+                    range: layer.range,
+                    ..ScalarStyle::default()
+                };
+                let canvas = Canvas {
+                    width_px: sink.width_px,
+                    height_px: sink.height_px,
+                };
+                let image = renderer.render(field, &style, canvas)?;
+                let path =
+                    Path::new(&sink.path).join(format!("{}_{:05}.png", field.variable, field.step));
+                image.write_png(&path)?;
+                self.control.emit(ExecutionEvent::FramePublished {
+                    channel: sink.path.clone(),
+                    step: field.step,
+                    variable: field.variable.clone(),
+                    path: path.clone(),
+                });
+                written.push(path);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Zarr sink that opens its store lazily: the lead process creates the store before the
+/// dataflow starts; the others open it on their first field, by which time the cluster has
+/// connected and the store exists.
+struct LazyZarrSink {
+    path: PathBuf,
+    layout: FieldStoreLayout,
+    sink: Option<ZarrFieldSink>,
+}
+
+impl LazyZarrSink {
+    fn write(&mut self, field: &Field) -> Result<(), ExecuteError> {
+        if !self
+            .layout
+            .variables
+            .iter()
+            .any(|(name, _, _)| *name == field.variable)
+        {
+            return Ok(());
+        }
+        let failed = |source| ExecuteError::ZarrSink {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if self.sink.is_none() {
+            self.sink = Some(ZarrFieldSink::open(&self.path, &self.layout).map_err(failed)?);
+        }
+        if let Some(sink) = &self.sink {
+            sink.write(field).map_err(|source| ExecuteError::ZarrSink {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn open_zarr_sinks(
+    spec: &PipelineSpec,
+    pipeline: &ValidatedPipeline,
+    dataset: &isotach_core::DatasetInfo,
+    lead: bool,
+) -> Result<Vec<LazyZarrSink>, ExecuteError> {
+    let zarr: Vec<&ZarrSink> = spec
+        .sinks
+        .iter()
+        .filter_map(|sink| match sink {
+            SinkSpec::Zarr(z) => Some(z),
+            _ => None,
+        })
+        .collect();
+    let mut sinks = Vec::new();
+    for sink in zarr {
+        let layout = isotach_engine::zarr_sink_layout(pipeline, dataset, sink)?;
+        let path = PathBuf::from(&sink.path);
+        let created = if lead {
+            let mut attributes = Map::new();
+            attributes.insert("Conventions".into(), json!("CF-1.8"));
+            attributes.insert(
+                "title".into(),
+                json!(format!("Isotach pipeline {}", spec.name)),
+            );
+            attributes.insert("source".into(), json!(spec.source.uri));
+            attributes.insert(
+                "isotach_spec".into(),
+                json!(spec.to_toml_string().unwrap_or_default()),
+            );
+            Some(
+                ZarrFieldSink::create(&path, &layout, attributes).map_err(|source| {
+                    ExecuteError::ZarrSink {
+                        path: sink.path.clone(),
+                        source,
+                    }
+                })?,
+            )
+        } else {
+            None
+        };
+        sinks.push(LazyZarrSink {
+            path,
+            layout,
+            sink: created,
+        });
+    }
+    Ok(sinks)
+}
+
+fn write_tables(spec: &PipelineSpec, report: &RunReport) -> Result<(), ExecuteError> {
+    let table_error = |path: &Path, message: String| ExecuteError::Table {
+        path: path.display().to_string(),
+        message,
+    };
+    if let Some(variable) = &report.stats_variable {
+        let table = stats_table(variable, &report.stats_units, &report.stats)
+            .map_err(|e| table_error(Path::new(&format!("{variable}_stats")), e.to_string()))?;
+        for sink in &spec.sinks {
+            if let SinkSpec::Frames(frames) = sink {
+                let folder = Path::new(&frames.path);
+                let tables = std::slice::from_ref(&table);
+                for extension in ["arrow", "parquet"] {
+                    let path = folder.join(format!("{variable}_stats.{extension}"));
+                    write_table(&path, tables).map_err(|e| table_error(&path, e.to_string()))?;
+                }
+            }
+        }
+    }
+    for sink in &spec.sinks {
+        if let SinkSpec::Catalog(catalog) = sink {
+            let path = Path::new(&catalog.path);
+            let records = report
+                .catalogs
+                .get(&catalog.objects)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let table = catalog_table(records).map_err(|e| table_error(path, e.to_string()))?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| ExecuteError::Io {
+                    what: "creating",
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            write_table(path, std::slice::from_ref(&table))
+                .map_err(|e| table_error(path, e.to_string()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Keeping a job's file access inside the configured data roots.
+
+use std::path::{Component, Path, PathBuf};
+
+use isotach_core::{PipelineSpec, SinkSpec};
+
+/// URI schemes of remote stores (see `isotach_connectors::open_source`).
+const REMOTE_SCHEMES: [&str; 6] = ["http://", "https://", "s3://", "gs://", "az://", "abfs://"];
+
+/// Rewrites every file path of `spec` (the source, when it is a file, and every sink) to an
+/// absolute path inside one of `roots`, or says which path lies outside them. Relative paths are
+/// taken from the first root. Symbolic links are followed as far as the path exists, so a link
+/// cannot lead out of a root.
+pub fn confine_spec(
+    spec: &mut PipelineSpec,
+    roots: &[PathBuf],
+    allow_remote_sources: bool,
+) -> Result<(), String> {
+    let uri = spec.source.uri.clone();
+    if let Some(path) = uri.strip_prefix("file://") {
+        spec.source.uri = confine_path("source.uri", path, roots)?;
+    } else if REMOTE_SCHEMES.iter().any(|scheme| uri.starts_with(scheme)) {
+        if !allow_remote_sources {
+            return Err(format!(
+                "source.uri {uri:?} is a remote store, and this server reads only files under its \
+                 data roots (allow_remote_sources = false)"
+            ));
+        }
+    } else if uri.contains("://") {
+        return Err(format!(
+            "source.uri {uri:?} has a scheme this server does not read"
+        ));
+    } else {
+        spec.source.uri = confine_path("source.uri", &uri, roots)?;
+    }
+    for (i, sink) in spec.sinks.iter_mut().enumerate() {
+        let path = match sink {
+            SinkSpec::Frames(frames) => &mut frames.path,
+            SinkSpec::Zarr(zarr) => &mut zarr.path,
+            SinkSpec::Catalog(catalog) => &mut catalog.path,
+        };
+        *path = confine_path(&format!("sink[{i}].path"), path, roots)?;
+    }
+    Ok(())
+}
+
+/// `path` as an absolute path inside one of `roots` (relative paths from the first), or an error
+/// naming `field`, the path and the roots.
+pub fn confine_path(field: &str, path: &str, roots: &[PathBuf]) -> Result<String, String> {
+    let outside = |resolved: &Path| {
+        let roots: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        format!(
+            "{field} {path:?} ({}) is outside the data roots ({})",
+            resolved.display(),
+            roots.join(", ")
+        )
+    };
+    let Some(first_root) = roots.first() else {
+        return Err(format!("{field} {path:?}: the server has no data roots"));
+    };
+    let given = Path::new(path);
+    let joined = if given.is_absolute() {
+        given.to_owned()
+    } else {
+        first_root.join(given)
+    };
+    let Some(normal) = normalize(&joined) else {
+        return Err(outside(&joined));
+    };
+    let resolved = resolve_links(&normal);
+    if roots.iter().any(|root| resolved.starts_with(root)) {
+        Ok(resolved.display().to_string())
+    } else {
+        Err(outside(&resolved))
+    }
+}
+
+/// Removes `.` and resolves `..` without touching the file system; `None` when `..` climbs
+/// above the top.
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() || out.as_os_str().is_empty() {
+                    return None;
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+/// The longest existing ancestor of `path` with its links resolved, and the rest appended.
+fn resolve_links(path: &Path) -> PathBuf {
+    let mut existing = path.to_owned();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            return rest
+                .iter()
+                .rev()
+                .fold(canonical, |acc, part| acc.join(part));
+        }
+        match (
+            existing.file_name().map(ToOwned::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_owned();
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_inside_the_roots_and_escapes_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical").join("data");
+        std::fs::create_dir_all(root.join("in")).expect("mkdir");
+        let roots = [root.clone()];
+        assert_eq!(
+            confine_path("p", "in/s.zarr", &roots).expect("inside"),
+            root.join("in/s.zarr").display().to_string()
+        );
+        assert_eq!(
+            confine_path("p", "./new/../out", &roots).expect("inside"),
+            root.join("out").display().to_string()
+        );
+        let escape = confine_path("sink[0].path", "../elsewhere", &roots).expect_err("outside");
+        assert!(escape.contains("sink[0].path") && escape.contains("outside the data roots"));
+        assert!(confine_path("p", "/etc/passwd", &roots).is_err());
+        assert!(confine_path("p", "/../../etc", &roots).is_err());
+    }
+
+    #[test]
+    fn a_link_out_of_a_root_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().canonicalize().expect("canonical");
+        let root = base.join("data");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::create_dir_all(base.join("secret")).expect("mkdir");
+        std::os::unix::fs::symlink(base.join("secret"), root.join("link")).expect("symlink");
+        assert!(confine_path("p", "link/x", &[root]).is_err());
+    }
+}

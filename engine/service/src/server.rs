@@ -1,0 +1,194 @@
+//! The gRPC edge: `isotach.v1.JobService` with bearer-token authentication. Wire types are
+//! converted to core and service types here and go no further.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use isotach_core::PipelineSpec;
+use isotach_proto::v1;
+use isotach_proto::v1::job_service_server::{JobService, JobServiceServer};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::jobs::{JobError, JobManager, parse_id};
+use crate::wire::{event_to_wire, job_to_wire, state_from_wire};
+use crate::{Result, ServiceError};
+
+/// The name of the token a call was authenticated with, put there by [`BearerAuth`].
+#[derive(Debug, Clone)]
+struct Caller(String);
+
+/// Checks `authorization: Bearer SECRET` against the configured tokens.
+#[derive(Clone)]
+struct BearerAuth {
+    manager: Arc<JobManager>,
+}
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, mut request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no authorization metadata: send `authorization: Bearer TOKEN` \
+                     (isotach --token or ISOTACH_TOKEN)",
+                )
+            })?
+            .to_str()
+            .map_err(|_| Status::unauthenticated("the authorization metadata is not ASCII"))?;
+        let secret = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("the authorization metadata is not `Bearer TOKEN`")
+            })?;
+        let name = self
+            .manager
+            .config()
+            .token_name(secret.trim())
+            .ok_or_else(|| {
+                Status::unauthenticated("the bearer token is not one this server knows")
+            })?
+            .to_owned();
+        request.extensions_mut().insert(Caller(name));
+        Ok(request)
+    }
+}
+
+/// The `JobService` implementation over a [`JobManager`].
+struct Jobs {
+    manager: Arc<JobManager>,
+}
+
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.clone())
+}
+
+impl From<JobError> for Status {
+    fn from(error: JobError) -> Self {
+        let message = error.to_string();
+        match error {
+            JobError::InvalidArgument(_) => Status::invalid_argument(message),
+            JobError::OutsideRoots(_) => Status::permission_denied(message),
+            JobError::QueueFull(_) => Status::resource_exhausted(message),
+            JobError::NotFound(_) => Status::not_found(message),
+            JobError::WrongState(_) => Status::failed_precondition(message),
+            JobError::Internal(_) => {
+                tracing::error!(error = %message, "internal error");
+                Status::internal(message)
+            }
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = std::result::Result<v1::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JobService for Jobs {
+    async fn submit(
+        &self,
+        request: Request<v1::SubmitJobRequest>,
+    ) -> std::result::Result<Response<v1::Job>, Status> {
+        let by = caller(&request);
+        let request = request.into_inner();
+        let manager = self.manager.clone();
+        let rerun_of = request.rerun_of.trim().to_owned();
+        let submitted = if rerun_of.is_empty() {
+            let wire = request
+                .spec
+                .ok_or_else(|| Status::invalid_argument("spec is required (or set rerun_of)"))?;
+            let spec = PipelineSpec::try_from(wire)
+                .map_err(|e| Status::invalid_argument(format!("spec: {e}")))?;
+            tokio::task::spawn_blocking(move || manager.submit(spec, &by, None)).await
+        } else {
+            if request.spec.is_some() {
+                return Err(Status::invalid_argument(format!(
+                    "rerun_of {rerun_of:?} runs that job's stored spec: leave spec unset"
+                )));
+            }
+            let id = parse_id(&rerun_of)?;
+            tokio::task::spawn_blocking(move || manager.rerun(id, &by)).await
+        };
+        let job = submitted.map_err(|e| Status::internal(format!("submit task: {e}")))??;
+        Ok(Response::new(job_to_wire(&job)))
+    }
+
+    async fn get(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> std::result::Result<Response<v1::Job>, Status> {
+        let id = parse_id(&request.get_ref().id)?;
+        Ok(Response::new(job_to_wire(&self.manager.get(id)?)))
+    }
+
+    async fn list(
+        &self,
+        request: Request<v1::ListJobsRequest>,
+    ) -> std::result::Result<Response<v1::ListJobsResponse>, Status> {
+        let request = request.into_inner();
+        let state = state_from_wire(request.state());
+        let (jobs, next_page_token) =
+            self.manager
+                .list(state, request.page_size as usize, &request.page_token)?;
+        Ok(Response::new(v1::ListJobsResponse {
+            jobs: jobs.iter().map(job_to_wire).collect(),
+            next_page_token,
+        }))
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(
+        &self,
+        request: Request<v1::WatchJobRequest>,
+    ) -> std::result::Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        let id = parse_id(&request.id)?;
+        let events = self.manager.watch(id, request.after_seq)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events)
+            .map(|event| event.map(event_to_wire).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<v1::CancelJobRequest>,
+    ) -> std::result::Result<Response<v1::Job>, Status> {
+        let by = caller(&request);
+        let id = parse_id(&request.get_ref().id)?;
+        let job = self.manager.cancel(id, &by).await?;
+        Ok(Response::new(job_to_wire(&job)))
+    }
+}
+
+/// Serves `JobService` for `manager` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    manager: Arc<JobManager>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let service = JobServiceServer::with_interceptor(
+        Jobs {
+            manager: manager.clone(),
+        },
+        BearerAuth { manager },
+    );
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| ServiceError::Serve {
+            address,
+            message: e.to_string(),
+        })
+}
