@@ -2,36 +2,30 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use isotach_core::{PipelineSpec, SinkSpec};
+use isotach_core::{PipelineSpec, SinkSpec, StepSpec};
 
 /// URI schemes of remote stores (see `isotach_connectors::open_source`).
 const REMOTE_SCHEMES: [&str; 6] = ["http://", "https://", "s3://", "gs://", "az://", "abfs://"];
 
-/// Rewrites every file path of `spec` (the source, when it is a file, and every sink) to an
-/// absolute path inside one of `roots`, or says which path lies outside them. Relative paths are
-/// taken from the first root. Symbolic links are followed as far as the path exists, so a link
-/// cannot lead out of a root.
+/// Rewrites every file path of `spec` (the source and any climatology store, when they are files,
+/// and every sink) to an absolute path inside one of `roots`, or says which path lies outside
+/// them. Relative paths are taken from the first root. Symbolic links are followed as far as the
+/// path exists, so a link cannot lead out of a root.
 pub fn confine_spec(
     spec: &mut PipelineSpec,
     roots: &[PathBuf],
     allow_remote_sources: bool,
 ) -> Result<(), String> {
-    let uri = spec.source.uri.clone();
-    if let Some(path) = uri.strip_prefix("file://") {
-        spec.source.uri = confine_path("source.uri", path, roots)?;
-    } else if REMOTE_SCHEMES.iter().any(|scheme| uri.starts_with(scheme)) {
-        if !allow_remote_sources {
-            return Err(format!(
-                "source.uri {uri:?} is a remote store, and this server reads only files under its \
-                 data roots (allow_remote_sources = false)"
-            ));
+    spec.source.uri = confine_store("source.uri", &spec.source.uri, roots, allow_remote_sources)?;
+    for (i, step) in spec.steps.iter_mut().enumerate() {
+        if let StepSpec::Anomaly {
+            climatology: Some(store),
+            ..
+        } = step
+        {
+            let field = format!("step[{i}].climatology.uri");
+            store.uri = confine_store(&field, &store.uri, roots, allow_remote_sources)?;
         }
-    } else if uri.contains("://") {
-        return Err(format!(
-            "source.uri {uri:?} has a scheme this server does not read"
-        ));
-    } else {
-        spec.source.uri = confine_path("source.uri", &uri, roots)?;
     }
     for (i, sink) in spec.sinks.iter_mut().enumerate() {
         let path = match sink {
@@ -42,6 +36,34 @@ pub fn confine_spec(
         *path = confine_path(&format!("sink[{i}].path"), path, roots)?;
     }
     Ok(())
+}
+
+/// A store a job reads, named by `field`: a file path confined to `roots`, or a remote store when
+/// they are allowed.
+fn confine_store(
+    field: &str,
+    uri: &str,
+    roots: &[PathBuf],
+    allow_remote_sources: bool,
+) -> Result<String, String> {
+    if let Some(path) = uri.strip_prefix("file://") {
+        confine_path(field, path, roots)
+    } else if REMOTE_SCHEMES.iter().any(|scheme| uri.starts_with(scheme)) {
+        if allow_remote_sources {
+            Ok(uri.to_owned())
+        } else {
+            Err(format!(
+                "{field} {uri:?} is a remote store, and this server reads only files under its \
+                 data roots (allow_remote_sources = false)"
+            ))
+        }
+    } else if uri.contains("://") {
+        Err(format!(
+            "{field} {uri:?} has a scheme this server does not read"
+        ))
+    } else {
+        confine_path(field, uri, roots)
+    }
 }
 
 /// `path` as an absolute path inside one of `roots` (relative paths from the first), or an error
@@ -139,6 +161,50 @@ mod tests {
         assert!(escape.contains("sink[0].path") && escape.contains("outside the data roots"));
         assert!(confine_path("p", "/etc/passwd", &roots).is_err());
         assert!(confine_path("p", "/../../etc", &roots).is_err());
+    }
+
+    #[test]
+    fn a_climatology_store_outside_the_roots_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let spec = |climatology: &str| {
+            PipelineSpec::from_toml_str(&format!(
+                r#"
+                name = "clim"
+                [source]
+                uri = "in.zarr"
+                variables = ["t2m"]
+                [[step]]
+                op = "anomaly"
+                input = "t2m"
+                output = "a"
+                climatology = {{ uri = "{climatology}", variable = "t2m" }}
+                [[sink]]
+                kind = "zarr"
+                path = "out.zarr"
+                variables = ["a"]
+                "#
+            ))
+            .expect("spec")
+        };
+        let mut inside = spec("clim.zarr");
+        confine_spec(&mut inside, std::slice::from_ref(&root), false).expect("inside");
+        let StepSpec::Anomaly {
+            climatology: Some(store),
+            ..
+        } = &inside.steps[0]
+        else {
+            panic!("anomaly")
+        };
+        assert_eq!(store.uri, root.join("clim.zarr").display().to_string());
+        let e =
+            confine_spec(&mut spec("/etc/clim.zarr"), &[root.clone()], false).expect_err("outside");
+        assert!(e.starts_with("step[0].climatology.uri"), "{e}");
+        let e = confine_spec(&mut spec("s3://b/clim.zarr"), &[root], false).expect_err("remote");
+        assert!(
+            e.contains("step[0].climatology.uri \"s3://b/clim.zarr\" is a remote store"),
+            "{e}"
+        );
     }
 
     #[test]
