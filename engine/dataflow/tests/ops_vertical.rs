@@ -9,8 +9,8 @@ use std::sync::Arc;
 use isotach_connectors::{Source, ZarrSource, open_source};
 use isotach_core::column::integrate_columns;
 use isotach_core::{Field, PipelineSpec, TileValues};
+use isotach_engine::RunConfig;
 use isotach_engine::operators::{IvtConfig, ivt_values};
-use isotach_engine::{RunConfig, run_pipeline};
 use isotach_synth::{SynthConfig, generate};
 use support::{Array, assert_close, python_arrays};
 
@@ -57,23 +57,13 @@ fn ivt_spec(uri: &str, region: &str) -> PipelineSpec {
 
 /// Every field the pipeline delivers, sorted by (variable, step).
 fn run(source: Arc<dyn Source>, spec: &PipelineSpec, workers: usize) -> Vec<Field> {
-    let pipeline = spec.validate(source.describe()).expect("valid");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let collector = std::thread::spawn(move || {
-        let mut fields = Vec::new();
-        while let Some(f) = rx.blocking_recv() {
-            fields.push(f);
-        }
-        fields
-    });
     let config = RunConfig {
         workers,
         max_steps_in_flight: 2,
         ..RunConfig::default()
     };
-    run_pipeline(&pipeline, source, config, tx).expect("run");
-    let mut fields = collector.join().expect("collector");
-    fields.sort_by(|a, b| (&a.variable, a.step).cmp(&(&b.variable, b.step)));
+    let (report, fields) = support::run_collecting(source, spec, config);
+    report.expect("run");
     fields
 }
 

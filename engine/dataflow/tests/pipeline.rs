@@ -1,6 +1,8 @@
 //! The streamed, sharded pipeline gives exactly what a from-scratch computation gives, whatever the
 //! number of workers, and its differential statistics equal statistics of the whole field.
 
+mod support;
+
 use std::sync::Arc;
 
 use isotach_connectors::{Source, ZarrSource};
@@ -31,24 +33,13 @@ fn spec(uri: &str, time: &str) -> PipelineSpec {
 }
 
 fn run(source: &Arc<ZarrSource>, spec: &PipelineSpec, workers: usize) -> (RunReport, Vec<Field>) {
-    let pipeline = spec.validate(source.describe()).expect("valid");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let collector = std::thread::spawn(move || {
-        let mut fields = Vec::new();
-        while let Some(f) = rx.blocking_recv() {
-            fields.push(f);
-        }
-        fields
-    });
     let config = RunConfig {
         workers,
         max_steps_in_flight: 2,
         ..RunConfig::default()
     };
-    let report = run_pipeline(&pipeline, source.clone(), config, tx).expect("run");
-    let mut fields = collector.join().expect("collector");
-    fields.sort_by_key(|f| f.step);
-    (report, fields)
+    let (report, fields) = support::run_collecting(source.clone(), spec, config);
+    (report.expect("run"), fields)
 }
 
 #[test]

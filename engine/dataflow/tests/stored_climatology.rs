@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use isotach_connectors::{Source, open_source};
 use isotach_core::{Field, PipelineSpec};
-use isotach_engine::{RunConfig, run_pipeline};
+use isotach_engine::RunConfig;
 use isotach_synth::{SynthConfig, generate};
 use support::python_arrays;
 
@@ -107,23 +107,12 @@ fn run(
     spec: &PipelineSpec,
     workers: usize,
 ) -> isotach_engine::Result<Vec<Field>> {
-    let pipeline = spec.validate(source.describe()).expect("valid");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let collector = std::thread::spawn(move || {
-        let mut fields = Vec::new();
-        while let Some(f) = rx.blocking_recv() {
-            fields.push(f);
-        }
-        fields
-    });
     let config = RunConfig {
         workers,
         max_steps_in_flight: 3,
         ..RunConfig::default()
     };
-    let report = run_pipeline(&pipeline, source, config, tx);
-    let mut fields = collector.join().expect("collector");
-    fields.sort_by_key(|f| f.step);
+    let (report, fields) = support::run_collecting(source, spec, config);
     report.map(|_| fields)
 }
 

@@ -1,10 +1,38 @@
-//! Shared by the engine's operator tests: run a snippet of Python (numpy, xarray, scipy from the
-//! test command's `.venv`) on arrays handed over from Rust, and read its arrays back.
+//! Shared by the engine's tests: run a pipeline and collect its fields; run a snippet of Python
+//! (numpy, xarray, scipy from the test command's `.venv`) on arrays handed over from Rust, and read
+//! its arrays back.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+
+use isotach_connectors::Source;
+use isotach_core::{Field, PipelineSpec};
+use isotach_engine::{RunConfig, RunReport, run_pipeline};
+
+/// Runs `spec` (which must validate against `source`) with `config`, and returns the report and
+/// every field delivered, sorted by (variable, step).
+pub fn run_collecting(
+    source: Arc<dyn Source>,
+    spec: &PipelineSpec,
+    config: RunConfig,
+) -> (isotach_engine::Result<RunReport>, Vec<Field>) {
+    let pipeline = spec.validate(source.describe()).expect("valid spec");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let collector = std::thread::spawn(move || {
+        let mut fields = Vec::new();
+        while let Some(f) = rx.blocking_recv() {
+            fields.push(f);
+        }
+        fields
+    });
+    let report = run_pipeline(&pipeline, source, config, tx);
+    let mut fields = collector.join().expect("collector");
+    fields.sort_by(|a, b| (&a.variable, a.step).cmp(&(&b.variable, b.step)));
+    (report, fields)
+}
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
