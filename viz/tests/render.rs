@@ -3,7 +3,8 @@
 //!
 //! Golden images: `ISOTACH_BLESS=1 cargo test -p isotach-viz --test render` rewrites them.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
@@ -411,18 +412,6 @@ fn errors_name_the_value() {
     render(&mut r, &lon_field(), &style, 640, 360);
 }
 
-/// Golden comparison tolerance: at least 99.5 % of pixels within ±2 per channel, and at most
-/// 0.05 % (115 of 230 400 at 640×360) off by more than 32 — room for another GPU rounding a
-/// colour-table index or a NaN-edge pixel the other way, none for a moved label or a flipped map.
-const GOLDEN_WITHIN_2: f64 = 0.995;
-const GOLDEN_MAX_BEYOND_32: f64 = 0.0005;
-
-fn golden_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name)
-}
-
 #[test]
 fn golden_analytic_640x360() {
     let mut r = renderer();
@@ -439,56 +428,5 @@ fn golden_analytic_640x360() {
     });
     let style = ScalarStyle::new(Colormap::Viridis);
     let (img, _) = render(&mut r, &field, &style, 640, 360);
-    let path = golden_path("analytic_640x360.png");
-    if std::env::var("ISOTACH_BLESS").is_ok_and(|v| v == "1") {
-        img.write_png(&path)
-            .unwrap_or_else(|e| panic!("blessing {}: {e}", path.display()));
-        eprintln!("blessed {}", path.display());
-        return;
-    }
-    let golden = RgbaImage::read_png(&path).unwrap_or_else(|e| {
-        panic!("{e} (create it with ISOTACH_BLESS=1 cargo test -p isotach-viz --test render)")
-    });
-    assert_eq!(
-        (golden.width, golden.height),
-        (img.width, img.height),
-        "golden size"
-    );
-
-    let mut within_2 = 0usize;
-    let mut beyond_32 = 0usize;
-    let mut diff = Vec::with_capacity(img.pixels.len());
-    for (a, b) in img
-        .pixels
-        .chunks_exact(4)
-        .zip(golden.pixels.chunks_exact(4))
-    {
-        let d = (0..4).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0);
-        within_2 += usize::from(d <= 2);
-        beyond_32 += usize::from(d > 32);
-        let v = 255 - d.saturating_mul(4);
-        diff.extend_from_slice(&[255, v, v, 255]);
-    }
-    let n = (img.width * img.height) as f64;
-    let ok = within_2 as f64 / n >= GOLDEN_WITHIN_2 && beyond_32 as f64 / n <= GOLDEN_MAX_BEYOND_32;
-    if !ok {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let actual = out.join("analytic_640x360.actual.png");
-        let diff_path = out.join("analytic_640x360.diff.png");
-        let _ = img.write_png(&actual);
-        if let Ok(d) = RgbaImage::new(img.width, img.height, diff) {
-            let _ = d.write_png(&diff_path);
-        }
-        panic!(
-            "golden mismatch on {}: {:.3}% of pixels within ±2 (need {:.1}%), {} beyond ±32 (allowed {:.0}); \
-             actual: {}, diff: {}",
-            r.adapter_summary(),
-            100.0 * within_2 as f64 / n,
-            100.0 * GOLDEN_WITHIN_2,
-            beyond_32,
-            GOLDEN_MAX_BEYOND_32 * n,
-            actual.display(),
-            diff_path.display()
-        );
-    }
+    common::check_golden(&img, "analytic_640x360.png", &r.adapter_summary());
 }
