@@ -14,7 +14,8 @@
 
 use isotach_core::{
     ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, Colormap, FramesSink,
-    LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
+    InferDefaults, LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange,
+    ZarrSink,
 };
 
 use crate::v1;
@@ -38,8 +39,7 @@ const DEFAULT_MIN_DURATION_STEPS: u32 = 1;
 const DEFAULT_CLIMATOLOGY_PERIOD: ClimatologyPeriod = ClimatologyPeriod::Month;
 
 /// The cases of `Step.op` this version knows, as [`ConversionError::OneofNotSet`] lists them.
-const STEP_OPS: &str =
-    "magnitude, expr, units, coarsen, regrid, anomaly, normalize, rolling, threshold, objects, ivt";
+const STEP_OPS: &str = "magnitude, expr, units, coarsen, regrid, anomaly, normalize, rolling, threshold, objects, ivt, infer";
 /// The cases of `Sink.kind` this version knows.
 const SINK_KINDS: &str = "frames, zarr, catalog";
 /// The values of `ClimatologyPeriod` this version knows.
@@ -270,6 +270,33 @@ impl From<&StepSpec> for v1::Step {
                 }),
                 criterion: criterion.as_ref().map(v1::ArCriterion::from),
             }),
+            StepSpec::Infer {
+                model,
+                inputs,
+                output,
+                workers,
+                units,
+                model_output,
+                patch_size,
+                halo,
+                batch_size,
+                max_batch_delay_ms,
+                max_batches_in_flight,
+                timeout_ms,
+            } => Op::Infer(s::Infer {
+                model,
+                inputs,
+                output,
+                workers,
+                units: Some(units),
+                model_output,
+                patch_size: Some(i64::from(patch_size)),
+                halo: Some(i64::from(halo)),
+                batch_size: Some(i64::from(batch_size)),
+                max_batch_delay_ms: Some(i64::try_from(max_batch_delay_ms).unwrap_or(i64::MAX)),
+                max_batches_in_flight: Some(i64::from(max_batches_in_flight)),
+                timeout_ms: Some(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+            }),
         };
         Self { op: Some(op) }
     }
@@ -472,6 +499,43 @@ fn step_from_wire(i: usize, step: v1::Step) -> Result<StepSpec, ConversionError>
             wind: o.wind.map(|w| [w.eastward, w.northward]),
             criterion: o.criterion.map(criterion_from_wire),
         },
+        Op::Infer(m) => {
+            let f = |name: &'static str| move || field("infer", name);
+            StepSpec::Infer {
+                patch_size: optional_u32(
+                    m.patch_size,
+                    InferDefaults::patch_size(),
+                    f("patch_size"),
+                )?,
+                halo: optional_u32(m.halo, InferDefaults::halo(), f("halo"))?,
+                batch_size: optional_u32(
+                    m.batch_size,
+                    InferDefaults::batch_size(),
+                    f("batch_size"),
+                )?,
+                max_batch_delay_ms: optional_u64(
+                    m.max_batch_delay_ms,
+                    InferDefaults::max_batch_delay_ms(),
+                    f("max_batch_delay_ms"),
+                )?,
+                max_batches_in_flight: optional_u32(
+                    m.max_batches_in_flight,
+                    InferDefaults::max_batches_in_flight(),
+                    f("max_batches_in_flight"),
+                )?,
+                timeout_ms: optional_u64(
+                    m.timeout_ms,
+                    InferDefaults::timeout_ms(),
+                    f("timeout_ms"),
+                )?,
+                model: m.model,
+                inputs: m.inputs,
+                output: m.output,
+                workers: m.workers,
+                units: m.units.unwrap_or_else(|| DEFAULT_EXPR_UNITS.to_owned()),
+                model_output: m.model_output,
+            }
+        }
     })
 }
 
@@ -545,6 +609,21 @@ fn optional_u32(
     field: impl FnOnce() -> String,
 ) -> Result<u32, ConversionError> {
     value.map_or(Ok(default), |v| to_u32(v, field))
+}
+
+fn optional_u64(
+    value: Option<i64>,
+    default: u64,
+    field: impl FnOnce() -> String,
+) -> Result<u64, ConversionError> {
+    value.map_or(Ok(default), |v| {
+        u64::try_from(v).map_err(|_| ConversionError::OutOfRange {
+            field: field(),
+            value: v,
+            min: 0,
+            max: i64::MAX,
+        })
+    })
 }
 
 /// A count the core holds as `u32`: a value that does not fit is refused with the field named (the

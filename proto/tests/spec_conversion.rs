@@ -327,7 +327,7 @@ fn step_without_op_is_refused() {
     assert_eq!(
         err.to_string(),
         "steps[1].op is not set; set one of: magnitude, expr, units, coarsen, regrid, anomaly, \
-         normalize, rolling, threshold, objects, ivt"
+         normalize, rolling, threshold, objects, ivt, infer"
     );
 }
 
@@ -508,6 +508,21 @@ humidity = "q"
 wind = ["u", "v"]
 output = "ivt_magnitude_only"
 
+[[step]]
+op = "infer"
+model = "ar_unet"
+inputs = ["ivt"]
+output = "ar_prob"
+workers = ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
+units = "1"
+model_output = "prob"
+patch_size = 128
+halo = 8
+batch_size = 16
+max_batch_delay_ms = 2
+max_batches_in_flight = 6
+timeout_ms = 5000
+
 [[sink]]
 kind = "frames"
 path = "out/frames"
@@ -563,7 +578,8 @@ fn every_op_and_sink_round_trips_through_encoded_bytes() {
                 "rolling",
                 "threshold",
                 "objects",
-                "ivt"
+                "ivt",
+                "infer"
             ],
             vec!["frames", "zarr", "catalog"]
         )
@@ -735,6 +751,23 @@ fn every_op_and_sink_says_every_value_on_the_wire() {
             wind,
             output: text("ivt_magnitude_only"),
             components: None,
+        })
+    );
+    assert_eq!(
+        ops[15],
+        Op::Infer(s::Infer {
+            model: text("ar_unet"),
+            inputs: vec![text("ivt")],
+            output: text("ar_prob"),
+            workers: vec![text("http://127.0.0.1:8001"), text("http://127.0.0.1:8002")],
+            units: Some(text("1")),
+            model_output: Some(text("prob")),
+            patch_size: Some(128),
+            halo: Some(8),
+            batch_size: Some(16),
+            max_batch_delay_ms: Some(2),
+            max_batches_in_flight: Some(6),
+            timeout_ms: Some(5000),
         })
     );
     assert_eq!(
@@ -1305,8 +1338,22 @@ fn field_numbers_and_presence_are_as_published() {
             "rolling",
             "threshold",
             "objects",
-            "ivt"
+            "ivt",
+            "infer"
         ])
+    );
+    assert_eq!(
+        fields(message(&set, &["Step", "Infer"]))[4..],
+        [
+            ("units", 5, true),
+            ("model_output", 6, true),
+            ("patch_size", 7, true),
+            ("halo", 8, true),
+            ("batch_size", 9, true),
+            ("max_batch_delay_ms", 10, true),
+            ("max_batches_in_flight", 11, true),
+            ("timeout_ms", 12, true)
+        ]
     );
     assert_eq!(numbered(&["Sink"]), expect(&["frames", "zarr", "catalog"]));
 
@@ -1370,5 +1417,67 @@ fn ivt_without_wind_is_refused() {
     assert_eq!(
         e.to_string(),
         "steps[13].ivt.wind is missing; it is required"
+    );
+}
+
+#[test]
+fn an_infer_step_with_every_tuning_field_unset_takes_the_toml_defaults() {
+    let toml = PipelineSpec::from_toml_str(
+        r#"
+        name = "sparse-infer"
+        [source]
+        uri = "x.zarr"
+        variables = ["ivt"]
+        [[step]]
+        op = "infer"
+        model = "ar_unet"
+        inputs = ["ivt"]
+        output = "p"
+        workers = ["http://127.0.0.1:8001"]
+        [[sink]]
+        kind = "zarr"
+        path = "out.zarr"
+        variables = ["p"]
+        "#,
+    )
+    .expect("valid TOML spec");
+    let mut wire = v1::PipelineSpec::from(&toml);
+    let Some(v1::step::Op::Infer(infer)) = &mut wire.steps[0].op else {
+        panic!("step 0 is infer")
+    };
+    *infer = v1::step::Infer {
+        model: infer.model.clone(),
+        inputs: infer.inputs.clone(),
+        output: infer.output.clone(),
+        workers: infer.workers.clone(),
+        ..Default::default()
+    };
+    assert_eq!(PipelineSpec::try_from(wire).expect("converts"), toml);
+    let StepSpec::Infer {
+        units,
+        patch_size,
+        halo,
+        batch_size,
+        max_batch_delay_ms,
+        max_batches_in_flight,
+        timeout_ms,
+        model_output,
+        ..
+    } = &toml.steps[0]
+    else {
+        panic!("infer")
+    };
+    assert_eq!(
+        (
+            units.as_str(),
+            *patch_size,
+            *halo,
+            *batch_size,
+            *max_batch_delay_ms,
+            *max_batches_in_flight,
+            *timeout_ms,
+            model_output.as_deref()
+        ),
+        ("1", 256, 16, 8, 5, 4, 30_000, None)
     );
 }

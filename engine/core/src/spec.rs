@@ -224,6 +224,76 @@ pub enum StepSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         criterion: Option<ArCriterionSpec>,
     },
+    /// A trained model applied to whole fields on inference workers that speak the Open Inference
+    /// Protocol (Isotach's own worker, Triton, MLServer). Each field is cut into square patches of
+    /// `patch_size` cells that overlap by `halo` cells (wrapped in longitude on global grids, edge
+    /// cells repeated elsewhere); the inputs are the channels of a `[N, C, patch, patch]` FP32
+    /// tensor (NaN sent as 0), and the centres of the model's first output (or `model_output`)
+    /// are stitched back onto the grid. Cells where an input is NaN are NaN in the output.
+    Infer {
+        /// The model's name on the workers.
+        model: String,
+        /// The variables fed to the model, one channel each, in order.
+        inputs: Vec<String>,
+        /// The name of the result.
+        output: String,
+        /// Worker endpoints, `http://host:port` (at least one).
+        workers: Vec<String>,
+        /// Units of the result (default: dimensionless, `1`).
+        #[serde(default = "dimensionless")]
+        units: String,
+        /// The model output used (default: the model's first output).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_output: Option<String>,
+        /// Patch edge in cells (default 256).
+        #[serde(default = "InferDefaults::patch_size")]
+        patch_size: u32,
+        /// Cells of context on each side of a patch's centre, dropped when stitching (default 16).
+        #[serde(default = "InferDefaults::halo")]
+        halo: u32,
+        /// Patches per request (default 8).
+        #[serde(default = "InferDefaults::batch_size")]
+        batch_size: u32,
+        /// How long a partial batch waits for more patches, ms (default 5).
+        #[serde(default = "InferDefaults::max_batch_delay_ms")]
+        max_batch_delay_ms: u64,
+        /// Requests outstanding at once across all workers (default 4): the backpressure bound.
+        #[serde(default = "InferDefaults::max_batches_in_flight")]
+        max_batches_in_flight: u32,
+        /// A request not answered within this is retried on another worker, ms (default 30000).
+        #[serde(default = "InferDefaults::timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+/// The defaults of an `infer` step's tuning fields, shared by the TOML and protobuf specs.
+pub struct InferDefaults;
+
+impl InferDefaults {
+    /// Patch edge in cells.
+    pub fn patch_size() -> u32 {
+        256
+    }
+    /// Halo in cells.
+    pub fn halo() -> u32 {
+        16
+    }
+    /// Patches per request.
+    pub fn batch_size() -> u32 {
+        8
+    }
+    /// Wait for a full batch, ms.
+    pub fn max_batch_delay_ms() -> u64 {
+        5
+    }
+    /// Requests in flight.
+    pub fn max_batches_in_flight() -> u32 {
+        4
+    }
+    /// Request timeout, ms.
+    pub fn timeout_ms() -> u64 {
+        30_000
+    }
 }
 
 fn expression_variables(expr: &str) -> Vec<String> {
@@ -360,6 +430,7 @@ impl StepSpec {
             StepSpec::Rolling { .. } => "rolling",
             StepSpec::Threshold { .. } => "threshold",
             StepSpec::Objects { .. } => "objects",
+            StepSpec::Infer { .. } => "infer",
         }
     }
 
@@ -367,7 +438,7 @@ impl StepSpec {
     /// that does not parse names none, and validation reports it).
     pub fn inputs(&self) -> Vec<String> {
         match self {
-            StepSpec::Magnitude { inputs, .. } => inputs.clone(),
+            StepSpec::Magnitude { inputs, .. } | StepSpec::Infer { inputs, .. } => inputs.clone(),
             StepSpec::Ivt { humidity, wind, .. } => {
                 vec![humidity.clone(), wind[0].clone(), wind[1].clone()]
             }
@@ -400,7 +471,8 @@ impl StepSpec {
             | StepSpec::Normalize { output, .. }
             | StepSpec::Rolling { output, .. }
             | StepSpec::Threshold { output, .. }
-            | StepSpec::Objects { output, .. } => output,
+            | StepSpec::Objects { output, .. }
+            | StepSpec::Infer { output, .. } => output,
         }
     }
 
@@ -420,9 +492,10 @@ impl StepSpec {
     /// Whether the step works cell by cell or on whole fields.
     pub fn scope(&self) -> StepScope {
         match self {
-            StepSpec::Coarsen { .. } | StepSpec::Regrid { .. } | StepSpec::Objects { .. } => {
-                StepScope::WholeField
-            }
+            StepSpec::Coarsen { .. }
+            | StepSpec::Regrid { .. }
+            | StepSpec::Objects { .. }
+            | StepSpec::Infer { .. } => StepScope::WholeField,
             _ => StepScope::Cells,
         }
     }
@@ -685,8 +758,10 @@ impl PipelineSpec {
             let stage = match step.scope() {
                 StepScope::WholeField => {
                     let grid = match step {
-                        StepSpec::Objects { input, .. } => {
-                            stage_grid[stage_of.get(input).copied().unwrap_or(0)]
+                        // Objects and models label the grid they read.
+                        StepSpec::Objects { .. } | StepSpec::Infer { .. } => {
+                            let input = step.inputs().into_iter().next().unwrap_or_default();
+                            stage_grid[stage_of.get(&input).copied().unwrap_or(0)]
                         }
                         _ => stage_grid.iter().max().map_or(0, |g| g + 1),
                     };
@@ -1064,9 +1139,153 @@ fn validate_step(
             }
             ("1".to_owned(), format!("objects of {input} ≥ {threshold}"))
         }
+        StepSpec::Infer {
+            model,
+            inputs,
+            units,
+            workers,
+            model_output,
+            patch_size,
+            halo,
+            batch_size,
+            max_batch_delay_ms,
+            max_batches_in_flight,
+            timeout_ms,
+            ..
+        } => {
+            validate_infer(
+                &field,
+                InferChecks {
+                    model,
+                    inputs,
+                    workers,
+                    model_output: model_output.as_deref(),
+                    patch_size: *patch_size,
+                    halo: *halo,
+                    batch_size: *batch_size,
+                    max_batch_delay_ms: *max_batch_delay_ms,
+                    max_batches_in_flight: *max_batches_in_flight,
+                    timeout_ms: *timeout_ms,
+                },
+                stage_of,
+            )?;
+            (units.clone(), format!("{model} on {}", inputs.join(", ")))
+        }
         StepSpec::Ivt { .. } => unreachable!("ivt is described above"),
     };
     Ok(vec![described])
+}
+
+/// The parts of an `infer` step the validator checks.
+struct InferChecks<'a> {
+    model: &'a str,
+    inputs: &'a [String],
+    workers: &'a [String],
+    model_output: Option<&'a str>,
+    patch_size: u32,
+    halo: u32,
+    batch_size: u32,
+    max_batch_delay_ms: u64,
+    max_batches_in_flight: u32,
+    timeout_ms: u64,
+}
+
+/// The largest patch edge an `infer` step may ask for, in cells.
+pub const MAX_INFER_PATCH: u32 = 4096;
+/// The largest `batch_size` of an `infer` step.
+pub const MAX_INFER_BATCH: u32 = 1024;
+
+fn validate_infer(
+    field: &dyn Fn(&str) -> String,
+    c: InferChecks<'_>,
+    stage_of: &BTreeMap<String, usize>,
+) -> Result<(), SpecError> {
+    let invalid = |name: &str, message: String| Err(SpecError::invalid(field(name), message));
+    if c.model.trim().is_empty() {
+        return invalid("model", "is empty; name the model the workers serve".into());
+    }
+    if c.model_output.is_some_and(|o| o.trim().is_empty()) {
+        return invalid(
+            "model_output",
+            "is empty; omit it to use the model's first output".into(),
+        );
+    }
+    if let Some(other) = c
+        .inputs
+        .iter()
+        .find(|i| stage_of.get(*i) != stage_of.get(&c.inputs[0]))
+    {
+        return invalid(
+            "inputs",
+            format!(
+                "{:?} and {other:?} lie on different grids; a model's channels must share one",
+                c.inputs[0]
+            ),
+        );
+    }
+    if c.workers.is_empty() {
+        return invalid(
+            "workers",
+            "is empty; give at least one http://host:port".into(),
+        );
+    }
+    for (k, worker) in c.workers.iter().enumerate() {
+        let rest = worker
+            .strip_prefix("http://")
+            .or_else(|| worker.strip_prefix("https://"));
+        if rest.is_none_or(|hostport| hostport.is_empty() || hostport.contains('/')) {
+            return invalid(
+                &format!("workers[{k}]"),
+                format!("{worker:?} is not an endpoint like http://127.0.0.1:8001"),
+            );
+        }
+        if c.workers[..k].contains(worker) {
+            return invalid(
+                &format!("workers[{k}]"),
+                format!("{worker:?} is listed twice"),
+            );
+        }
+    }
+    if !(16..=MAX_INFER_PATCH).contains(&c.patch_size) {
+        return invalid(
+            "patch_size",
+            format!(
+                "{} must be between 16 and {MAX_INFER_PATCH} cells",
+                c.patch_size
+            ),
+        );
+    }
+    if 2 * c.halo >= c.patch_size {
+        return invalid(
+            "halo",
+            format!(
+                "{} leaves no centre in a {}-cell patch; it must be below half the patch",
+                c.halo, c.patch_size
+            ),
+        );
+    }
+    if !(1..=MAX_INFER_BATCH).contains(&c.batch_size) {
+        return invalid(
+            "batch_size",
+            format!("{} must be between 1 and {MAX_INFER_BATCH}", c.batch_size),
+        );
+    }
+    if c.max_batch_delay_ms > 60_000 {
+        return invalid(
+            "max_batch_delay_ms",
+            format!("{} is over a minute", c.max_batch_delay_ms),
+        );
+    }
+    if c.max_batches_in_flight == 0 {
+        return invalid(
+            "max_batches_in_flight",
+            "0: at least 1 request must run".into(),
+        );
+    }
+    if c.timeout_ms == 0 {
+        return invalid("timeout_ms", "0: a request needs time to run".into());
+    }
+    Ok(())
 }
 
 /// `ivt` reads humidity and both winds on one set of pressure levels, in units it can convert.

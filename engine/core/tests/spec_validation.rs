@@ -576,3 +576,69 @@ fn cell_steps_refuse_inputs_on_different_grids() {
     ));
     assert!(e.contains("different grids"), "{e}");
 }
+
+#[test]
+fn infer_steps_name_their_bad_parameters() {
+    let infer = |extra: &str| {
+        format!(
+            "[[step]]\nop = \"infer\"\nmodel = \"ar_unet\"\ninputs = [\"ivt\"]\noutput = \"p\"\n{extra}"
+        )
+    };
+    let good = infer("workers = [\"http://127.0.0.1:8001\"]");
+    let v = check(&with(&good, FRAMES)).expect("valid infer step");
+    assert_eq!(v.units["p"], "1");
+    assert_eq!(v.stage_of["p"], 1, "a model's output starts a stage");
+    assert_eq!(v.stage_grid, vec![0, 0], "on its input's grid");
+    let cases = [
+        ("workers = []", "step[1].workers: is empty"),
+        (
+            "workers = [\"127.0.0.1:8001\"]",
+            "step[1].workers[0]: \"127.0.0.1:8001\" is not an endpoint",
+        ),
+        (
+            "workers = [\"http://a:1\", \"http://a:1\"]",
+            "step[1].workers[1]: \"http://a:1\" is listed twice",
+        ),
+        (
+            "workers = [\"http://a:1\"]\npatch_size = 64\nhalo = 32",
+            "step[1].halo: 32 leaves no centre in a 64-cell patch",
+        ),
+        (
+            "workers = [\"http://a:1\"]\npatch_size = 8",
+            "step[1].patch_size: 8 must be between 16 and 4096",
+        ),
+        (
+            "workers = [\"http://a:1\"]\nbatch_size = 0",
+            "step[1].batch_size: 0 must be between 1 and 1024",
+        ),
+        (
+            "workers = [\"http://a:1\"]\nmax_batches_in_flight = 0",
+            "step[1].max_batches_in_flight",
+        ),
+        (
+            "workers = [\"http://a:1\"]\ntimeout_ms = 0",
+            "step[1].timeout_ms",
+        ),
+        (
+            "workers = [\"http://a:1\"]\nmodel_output = \"\"",
+            "step[1].model_output: is empty",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let e = error(&with(&infer(extra), FRAMES));
+        assert!(e.contains(needle), "{extra}: {e}");
+    }
+    let e = error(&with(
+        &format!(
+            "[[step]]\nop = \"coarsen\"\ninput = \"ivt\"\noutput = \"c\"\nfactor = [2, 2]\n{}",
+            infer("workers = [\"http://a:1\"]").replace("[\"ivt\"]", "[\"ivt\", \"c\"]")
+        ),
+        FRAMES,
+    ));
+    assert!(e.contains("lie on different grids"), "{e}");
+    let e = error(&with(
+        &infer("workers = [\"http://a:1\"]").replace("\"ivt\"]", "\"nope\"]"),
+        FRAMES,
+    ));
+    assert!(e.contains("\"nope\"") && e.contains("ivt"), "{e}");
+}

@@ -28,6 +28,9 @@ pub enum EngineError {
     /// The consumer of the fields went away before the pipeline finished.
     #[error("the frame consumer stopped before step {0} was delivered")]
     ConsumerGone(u64),
+    /// An infer step cannot reach a worker that serves its model, or the model does not fit.
+    #[error("inference: {0}")]
+    Inference(String),
     /// The dataflow runtime failed.
     #[error("dataflow: {0}")]
     Dataflow(String),

@@ -14,6 +14,7 @@
 mod bundle;
 mod climatology_store;
 mod error;
+pub mod inference;
 pub mod operators;
 mod progress;
 mod runner;

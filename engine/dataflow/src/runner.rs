@@ -14,6 +14,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Exchange, Inspect, Operator, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle, Stream};
 
+use crate::inference::{InferOptions, InferenceClient};
 use crate::operators::{
     Anomaly, Coarsen, ConvertUnits, Expression, Normalize, NormalizeStats, ObjectRecord, Objects,
     ObjectsConfig, Regrid, Rolling, Threshold, ThresholdLevel, coarsen_grid, finish_catalog,
@@ -23,7 +24,7 @@ use crate::operators::{
     AssembleFields, FieldPlan, IntegratedVapourTransport, IvtConfig, Magnitude, ReadTiles,
     SplitFields, StepStatistics, TilePartial, block_regions,
 };
-use crate::operators::{StoredAnomaly, StoredClimatology};
+use crate::operators::{Infer, InferOutput, StoredAnomaly, StoredClimatology};
 use crate::{EngineError, ErrorSlot, Progress, Result, StepStats, load_climatology};
 
 /// How long an idle worker sleeps before looking again: spinning workers take the cores the
@@ -279,6 +280,7 @@ pub fn run_pipeline(
         })
         .collect();
     let input_units = pipeline.units.clone();
+    let long_names = pipeline.long_names.clone();
     let selected_times: Vec<chrono::DateTime<chrono::Utc>> = pipeline
         .steps
         .clone()
@@ -393,6 +395,24 @@ pub fn run_pipeline(
                         }
                         labels
                     }
+                    StepSpec::Infer { inputs, .. } => match &prepared[i] {
+                        Prepared::Infer(client) => gathered.infer(
+                            Arc::new(inputs.clone()),
+                            InferOutput {
+                                name: output.clone(),
+                                units: input_units.get(&output).cloned().unwrap_or_default(),
+                                long_name: long_names.get(&output).cloned().unwrap_or_default(),
+                            },
+                            client.clone(),
+                            errors.clone(),
+                        ),
+                        _ => {
+                            errors.set(EngineError::Plan(format!(
+                                "step {output} (infer) has no inference client"
+                            )));
+                            gathered
+                        }
+                    },
                     _ => gathered,
                 };
                 let produced = produced.inspect(move |_| counter.add(1));
@@ -580,6 +600,8 @@ enum Prepared {
     Ivt(Arc<IvtConfig>),
     /// An anomaly step's climatology, read from its store.
     StoredClimatology(Arc<StoredClimatology>),
+    /// An infer step's client, connected to its workers and checked against the model.
+    Infer(Arc<InferenceClient>),
 }
 
 fn prepare_step(
@@ -618,6 +640,36 @@ fn prepare_step(
                 &stages[stage].grid,
                 selected_times,
             )?))
+        }
+        StepSpec::Infer {
+            model,
+            inputs,
+            workers,
+            model_output,
+            patch_size,
+            halo,
+            batch_size,
+            max_batch_delay_ms,
+            max_batches_in_flight,
+            timeout_ms,
+            ..
+        } => {
+            let options = InferOptions {
+                model: model.clone(),
+                model_output: model_output.clone(),
+                channels: inputs.len(),
+                patch_size: *patch_size as usize,
+                halo: *halo as usize,
+                batch_size: *batch_size as usize,
+                max_batch_delay: std::time::Duration::from_millis(*max_batch_delay_ms),
+                max_batches_in_flight: *max_batches_in_flight as usize,
+                timeout: std::time::Duration::from_millis(*timeout_ms),
+            };
+            Prepared::Infer(Arc::new(
+                InferenceClient::connect(workers, options).map_err(|message| {
+                    EngineError::Inference(format!("step[{i}] (infer {model:?}): {message}"))
+                })?,
+            ))
         }
         _ => Prepared::Nothing,
     })
@@ -689,6 +741,7 @@ fn cell_step_from_spec<'scope>(
         StepSpec::Coarsen { .. }
         | StepSpec::Regrid { .. }
         | StepSpec::Objects { .. }
+        | StepSpec::Infer { .. }
         | StepSpec::Ivt { .. } => bundles,
     }
 }

@@ -6,6 +6,7 @@ mod assemble_fields;
 mod coarsen;
 mod convert_units;
 mod expr;
+mod infer;
 mod ivt;
 mod magnitude;
 mod normalize;
@@ -26,6 +27,7 @@ pub use coarsen::*;
 pub use convert_units::*;
 #[allow(unused_imports)]
 pub use expr::*;
+pub use infer::{Infer, InferOutput};
 pub use ivt::{IntegratedVapourTransport, IvtConfig, ivt_values};
 pub use magnitude::{Magnitude, magnitude_values};
 #[allow(unused_imports)]
