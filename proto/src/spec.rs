@@ -14,8 +14,8 @@
 
 use isotach_core::{
     ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, Colormap, FramesSink,
-    InferDefaults, LayerSpec, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange,
-    ZarrSink,
+    InferDefaults, LayerSpec, LayerStyle, PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec,
+    TimeRange, ZarrSink,
 };
 
 use crate::v1;
@@ -45,6 +45,10 @@ const SINK_KINDS: &str = "frames, zarr, catalog";
 /// The values of `ClimatologyPeriod` this version knows.
 const CLIMATOLOGY_PERIODS: &str = "0 (CLIMATOLOGY_PERIOD_UNSPECIFIED, month), \
      1 (CLIMATOLOGY_PERIOD_MONTH), 2 (CLIMATOLOGY_PERIOD_DAY_OF_YEAR)";
+
+/// The values of `LayerStyle` this version knows.
+const LAYER_STYLES: &str =
+    "0 (LAYER_STYLE_UNSPECIFIED, field), 1 (LAYER_STYLE_FIELD), 2 (LAYER_STYLE_OBJECTS)";
 
 /// A wire message that cannot become a core value. Each variant names the field (as a path
 /// through the protobuf message, such as `sinks[0].frames.layers[1].colormap`) and, where
@@ -350,6 +354,11 @@ impl From<&LayerSpec> for v1::Layer {
             variable: layer.variable.clone(),
             colormap: layer.colormap.name().to_owned(),
             range: layer.range.map(|[lo, hi]| v1::ValueRange { lo, hi }),
+            style: match layer.style {
+                LayerStyle::Field => v1::LayerStyle::Field,
+                LayerStyle::Objects => v1::LayerStyle::Objects,
+            }
+            .into(),
         }
     }
 }
@@ -646,8 +655,20 @@ fn layer_from_wire(path: &str, layer: v1::Layer) -> Result<LayerSpec, Conversion
             value: layer.colormap.clone(),
         })?
     };
+    let style = match v1::LayerStyle::try_from(layer.style) {
+        Ok(v1::LayerStyle::Unspecified | v1::LayerStyle::Field) => LayerStyle::Field,
+        Ok(v1::LayerStyle::Objects) => LayerStyle::Objects,
+        Err(_) => {
+            return Err(ConversionError::UnknownEnumValue {
+                field: format!("{path}.style"),
+                value: layer.style,
+                known: LAYER_STYLES,
+            });
+        }
+    };
     Ok(LayerSpec {
         variable: layer.variable,
+        style,
         colormap,
         range: layer.range.map(|r| [r.lo, r.hi]),
     })

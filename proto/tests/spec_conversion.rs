@@ -2,8 +2,8 @@
 //! and every conversion error.
 
 use isotach_core::{
-    ArCriterionSpec, CatalogSink, ClimatologyPeriod, Colormap, FramesSink, LayerSpec, PipelineSpec,
-    RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
+    ArCriterionSpec, CatalogSink, ClimatologyPeriod, Colormap, FramesSink, LayerSpec, LayerStyle,
+    PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepSpec, TimeRange, ZarrSink,
 };
 use isotach_proto::prost_types::{FileDescriptorSet, Timestamp};
 use isotach_proto::{ConversionError, FILE_DESCRIPTOR_SET, v1};
@@ -39,11 +39,13 @@ fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
                 layers: vec![
                     LayerSpec {
                         variable: "ivt".to_owned(),
+                        style: LayerStyle::Field,
                         colormap: Colormap::Magma,
                         range: Some([0.0, 1000.0]),
                     },
                     LayerSpec {
                         variable: "tcwv".to_owned(),
+                        style: LayerStyle::Objects,
                         colormap: Colormap::Coolwarm,
                         range: None,
                     },
@@ -55,6 +57,7 @@ fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
                 height_px: 64,
                 layers: vec![LayerSpec {
                     variable: "odd".to_owned(),
+                    style: LayerStyle::Field,
                     colormap: Colormap::Viridis,
                     range: Some([-1.5, 2.25]),
                 }],
@@ -884,6 +887,7 @@ fn sparse_wire_spec() -> v1::PipelineSpec {
                         variable: text("a"),
                         colormap: String::new(),
                         range: None,
+                        style: 0,
                     }],
                 })),
             },
@@ -1479,5 +1483,20 @@ fn an_infer_step_with_every_tuning_field_unset_takes_the_toml_defaults() {
             model_output.as_deref()
         ),
         ("1", 256, 16, 8, 5, 4, 30_000, None)
+    );
+}
+
+#[test]
+fn an_unknown_layer_style_is_refused_listing_the_known_ones() {
+    let mut wire = v1::PipelineSpec::from(&every_op_spec());
+    let Some(v1::sink::Kind::Frames(frames)) = &mut wire.sinks[0].kind else {
+        panic!("sink 0 is frames")
+    };
+    frames.layers[0].style = 7;
+    let e = PipelineSpec::try_from(wire).expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "sinks[0].frames.layers[0].style: unknown enum value 7 (known: 0 \
+         (LAYER_STYLE_UNSPECIFIED, field), 1 (LAYER_STYLE_FIELD), 2 (LAYER_STYLE_OBJECTS))"
     );
 }

@@ -25,7 +25,7 @@ pub use field::Field;
 pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
     ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, DatasetInfo, FramesSink,
-    InferDefaults, LayerSpec, MAX_CANVAS_PIXELS, MAX_INFER_BATCH, MAX_INFER_PATCH, PipelineSpec,
+    InferDefaults, LayerSpec, LayerStyle, MAX_CANVAS_PIXELS, MAX_INFER_BATCH, MAX_INFER_PATCH, PipelineSpec,
     RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec, TimeRange, ValidatedPipeline,
     VariableInfo, VerticalAxis, ZarrSink,
 };

@@ -557,18 +557,41 @@ fn default_height_px() -> u32 {
     720
 }
 
-/// A scalar field drawn through a colormap.
+/// One layer of a frame. The first layer is the colour field (it also gives the title, the time
+/// and the colorbar); later layers are drawn over it in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayerSpec {
     /// The variable drawn.
     pub variable: String,
-    /// Colormap (default viridis).
+    /// How it is drawn (default: a colour field).
+    #[serde(default, skip_serializing_if = "LayerStyle::is_field")]
+    pub style: LayerStyle,
+    /// Colormap of a field layer (default viridis).
     #[serde(default = "default_colormap")]
     pub colormap: Colormap,
     /// Value range mapped onto the colormap; default: the field's finite range at each step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f32; 2]>,
+}
+
+/// How a layer draws its variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerStyle {
+    /// Values through a colormap: the frame's base, its first layer.
+    #[default]
+    Field,
+    /// Object ids (an `objects` step's output): each object outlined and lightly filled in a
+    /// colour of its own.
+    Objects,
+}
+
+impl LayerStyle {
+    /// True for the default, a colour field.
+    pub fn is_field(&self) -> bool {
+        *self == LayerStyle::Field
+    }
 }
 
 fn default_colormap() -> Colormap {
@@ -1467,6 +1490,28 @@ fn validate_frames(
                 place: format!("sink[{i}].layers[{j}]: source variables and step outputs"),
                 available: units.keys().cloned().collect(),
             });
+        }
+        match (j, layer.style) {
+            (0, LayerStyle::Field) | (1.., LayerStyle::Objects) => {}
+            (0, style) => {
+                return Err(SpecError::invalid(
+                    format!("sink[{i}].layers[0].style"),
+                    format!(
+                        "{style:?} cannot come first: a frame starts with its colour field \
+                         (style \"field\"), and other layers are drawn over it"
+                    ),
+                ));
+            }
+            (_, LayerStyle::Field) => {
+                return Err(SpecError::invalid(
+                    format!("sink[{i}].layers[{j}].style"),
+                    format!(
+                        "{:?} is a second colour field; a frame has one (layers[0], {:?}): draw \
+                         it in a frames sink of its own, or as objects",
+                        layer.variable, frames.layers[0].variable
+                    ),
+                ));
+            }
         }
         if let Some([lo, hi]) = layer.range
             && !(lo.is_finite() && hi.is_finite() && lo < hi)

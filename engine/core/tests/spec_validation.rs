@@ -642,3 +642,37 @@ fn infer_steps_name_their_bad_parameters() {
     ));
     assert!(e.contains("\"nope\"") && e.contains("ivt"), "{e}");
 }
+
+#[test]
+fn a_frame_has_one_colour_field_first_and_objects_over_it() {
+    let steps = "[[step]]\nop = \"objects\"\ninput = \"ivt\"\noutput = \"ar\"\nthreshold = 250.0\n";
+    let frames = |layers: &str| {
+        format!("[[sink]]\nkind = \"frames\"\npath = \"out\"\nlayers = [{layers}]\n")
+    };
+    check(&with(
+        steps,
+        &frames(r#"{ variable = "ivt" }, { variable = "ar", style = "objects" }"#),
+    ))
+    .expect("a field with objects over it");
+    let e = error(&with(
+        steps,
+        &frames(r#"{ variable = "ar", style = "objects" }, { variable = "ivt" }"#),
+    ));
+    assert!(
+        e.contains("sink[0].layers[0].style: Objects cannot come first"),
+        "{e}"
+    );
+    let e = error(&with(
+        steps,
+        &frames(r#"{ variable = "ivt" }, { variable = "mslp" }"#),
+    ));
+    assert!(
+        e.contains("sink[0].layers[1].style: \"mslp\" is a second colour field"),
+        "{e}"
+    );
+    let e = error(&with(
+        steps,
+        &frames(r#"{ variable = "ivt", style = "outline" }"#),
+    ));
+    assert!(e.contains("unknown variant `outline`"), "{e}");
+}

@@ -24,5 +24,8 @@ pub use bundle::TileBundle;
 pub use climatology_store::load_climatology;
 pub use error::{EngineError, ErrorSlot, Result};
 pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress};
-pub use runner::{Cluster, RunConfig, RunReport, run_pipeline, variable_grid, zarr_sink_layout};
+pub use runner::{
+    Cluster, PreparedPipeline, RunConfig, RunReport, prepare_pipeline, run_pipeline, run_prepared,
+    variable_grid, zarr_sink_layout,
+};
 pub use stats::{StepStats, stats_table};

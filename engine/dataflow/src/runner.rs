@@ -172,25 +172,35 @@ fn plan_stages(
     Ok(stages)
 }
 
-/// Runs `pipeline` over `source` with `config.workers` timely workers (in each of
-/// `config.cluster`'s processes), sending every completed field this process assembles to `fields`
-/// (a bounded channel: a slow consumer slows the dataflow, nothing piles up).
-pub fn run_pipeline(
+/// A pipeline with everything it needs from outside resolved: its grids and regions planned, and
+/// what its steps read before any tile (levels, stored climatologies, inference workers and their
+/// model) loaded and checked. Made by [`prepare_pipeline`], run by [`run_prepared`].
+pub struct PreparedPipeline {
+    pipeline: ValidatedPipeline,
+    source: Arc<dyn Source>,
+    regions_read: usize,
+    stages: Arc<Vec<Stage>>,
+    steps: Vec<Prepared>,
+}
+
+impl std::fmt::Debug for PreparedPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPipeline")
+            .field("name", &self.pipeline.spec.name)
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plans `pipeline` over `source` and prepares its steps, so that everything that can fail before
+/// the data flows fails here: call it before creating any output.
+pub fn prepare_pipeline(
     pipeline: &ValidatedPipeline,
     source: Arc<dyn Source>,
-    config: RunConfig,
-    fields: tokio::sync::mpsc::Sender<Field>,
-) -> Result<RunReport> {
-    if config.workers == 0 || config.max_steps_in_flight == 0 {
-        return Err(EngineError::Plan(format!(
-            "workers ({}) and max_steps_in_flight ({}) must be at least 1",
-            config.workers, config.max_steps_in_flight
-        )));
-    }
-    let started = Instant::now();
-    let info = source.describe().clone();
+) -> Result<PreparedPipeline> {
+    let info = source.describe();
     let spec = &pipeline.spec;
-    let read_variables = Arc::new(spec.source.variables.clone());
+    let read_variables = &spec.source.variables;
     let regions = source.regions(&read_variables[0])?;
     for other in read_variables.iter().skip(1) {
         if source.regions(other)? != regions {
@@ -201,7 +211,63 @@ pub fn run_pipeline(
         }
     }
     let regions_read = regions.len();
-    let stages = Arc::new(plan_stages(pipeline, &info.grid, regions)?);
+    let stages = plan_stages(pipeline, &info.grid, regions)?;
+    let selected_times: Vec<chrono::DateTime<chrono::Utc>> = pipeline
+        .steps
+        .clone()
+        .filter_map(|s| info.time.times.get(s).copied())
+        .collect();
+    let steps = spec
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| prepare_step(i, step, pipeline, &stages, &selected_times))
+        .collect::<Result<_>>()?;
+    Ok(PreparedPipeline {
+        pipeline: pipeline.clone(),
+        source,
+        regions_read,
+        stages: Arc::new(stages),
+        steps,
+    })
+}
+
+/// Runs `pipeline` over `source` with `config.workers` timely workers (in each of
+/// `config.cluster`'s processes), sending every completed field this process assembles to `fields`
+/// (a bounded channel: a slow consumer slows the dataflow, nothing piles up).
+pub fn run_pipeline(
+    pipeline: &ValidatedPipeline,
+    source: Arc<dyn Source>,
+    config: RunConfig,
+    fields: tokio::sync::mpsc::Sender<Field>,
+) -> Result<RunReport> {
+    run_prepared(prepare_pipeline(pipeline, source)?, config, fields)
+}
+
+/// Runs a pipeline [`prepare_pipeline`] made, as [`run_pipeline`] does.
+pub fn run_prepared(
+    prepared: PreparedPipeline,
+    config: RunConfig,
+    fields: tokio::sync::mpsc::Sender<Field>,
+) -> Result<RunReport> {
+    if config.workers == 0 || config.max_steps_in_flight == 0 {
+        return Err(EngineError::Plan(format!(
+            "workers ({}) and max_steps_in_flight ({}) must be at least 1",
+            config.workers, config.max_steps_in_flight
+        )));
+    }
+    let started = Instant::now();
+    let PreparedPipeline {
+        pipeline,
+        source,
+        regions_read,
+        stages,
+        steps: prepared,
+    } = prepared;
+    let pipeline = &pipeline;
+    let info = source.describe().clone();
+    let spec = &pipeline.spec;
+    let read_variables = Arc::new(spec.source.variables.clone());
     let times = Arc::new(info.time.times.clone());
 
     // What the sinks need, gathered into whole fields stage by stage.
@@ -281,17 +347,6 @@ pub fn run_pipeline(
         .collect();
     let input_units = pipeline.units.clone();
     let long_names = pipeline.long_names.clone();
-    let selected_times: Vec<chrono::DateTime<chrono::Utc>> = pipeline
-        .steps
-        .clone()
-        .filter_map(|s| info.time.times.get(s).copied())
-        .collect();
-    let prepared: Vec<Prepared> = spec
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| prepare_step(i, step, pipeline, &stages, &selected_times))
-        .collect::<Result<_>>()?;
 
     let selected_steps = pipeline.steps.clone();
     let steps_total = selected_steps.len() as u64;

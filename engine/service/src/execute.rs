@@ -9,12 +9,15 @@ use chrono::{DateTime, Utc};
 use isotach_connectors::{
     ConnectorError, FieldStoreLayout, Source, StoreOptions, ZarrFieldSink, open_source, write_table,
 };
+use isotach_core::LayerStyle;
 use isotach_core::{
     Field, FramesSink, PipelineSpec, SinkSpec, SpecError, ValidatedPipeline, ZarrSink,
 };
 use isotach_engine::operators::catalog_table;
-use isotach_engine::{EngineError, RunConfig, RunReport, run_pipeline, stats_table};
-use isotach_viz::{Canvas, Renderer, ScalarStyle, VizError};
+use isotach_engine::{
+    EngineError, RunConfig, RunReport, prepare_pipeline, run_prepared, stats_table,
+};
+use isotach_viz::{Canvas, Layer, ObjectLayer, Renderer, ScalarStyle, Scene, VizError};
 use serde_json::{Map, json};
 
 /// Fields waiting between the dataflow and the sinks: a slow renderer slows the dataflow instead
@@ -193,6 +196,9 @@ pub fn execute(
     control: &ExecutionControl,
 ) -> Result<Outcome, ExecuteError> {
     let (source, pipeline) = validate_spec(spec)?;
+    // Steps that need something from outside (stored climatologies, inference workers) check it
+    // here, before any output exists.
+    let prepared = prepare_pipeline(&pipeline, source.clone())?;
     let lead = config.is_lead();
     let frames_sinks: Vec<FramesSink> = spec
         .sinks
@@ -234,7 +240,7 @@ pub fn execute(
     let (tx, rx) = tokio::sync::mpsc::channel::<Field>(FIELD_QUEUE);
     let sinks = Sinks {
         zarr: zarr_sinks,
-        frames: frames_sinks,
+        frames: frames_sinks.into_iter().map(FrameComposer::new).collect(),
         renderer,
         fields_per_step: delivered_variables(spec).len(),
         control: control.clone(),
@@ -242,8 +248,7 @@ pub fn execute(
     let handle = runtime.handle().clone();
     let (report, frames) = runtime.block_on(async move {
         let consume = tokio::task::spawn_blocking(move || sinks.consume(&handle, rx));
-        let engine =
-            tokio::task::spawn_blocking(move || run_pipeline(&pipeline, source, config, tx));
+        let engine = tokio::task::spawn_blocking(move || run_prepared(prepared, config, tx));
         // Join both before judging either: when a sink fails (or is cancelled) the engine stops
         // with ConsumerGone, and the sink's error is the one worth reporting.
         let (engine, consume) = tokio::join!(engine, consume);
@@ -290,7 +295,7 @@ fn delivered_variables(spec: &PipelineSpec) -> Vec<String> {
 /// Where fields go: Zarr stores and rendered frames.
 struct Sinks {
     zarr: Vec<LazyZarrSink>,
-    frames: Vec<FramesSink>,
+    frames: Vec<FrameComposer>,
     renderer: Option<Renderer>,
     fields_per_step: usize,
     control: ExecutionControl,
@@ -340,31 +345,81 @@ impl Sinks {
         let Some(renderer) = self.renderer.as_mut() else {
             return Ok(());
         };
-        for sink in &self.frames {
-            for layer in sink.layers.iter().filter(|l| l.variable == field.variable) {
-                let style = ScalarStyle {
-                    colormap: layer.colormap,
-                    range: layer.range,
-                    ..ScalarStyle::default()
-                };
-                let canvas = Canvas {
-                    width_px: sink.width_px,
-                    height_px: sink.height_px,
-                };
-                let image = renderer.render(field, &style, canvas)?;
-                let path =
-                    Path::new(&sink.path).join(format!("{}_{:05}.png", field.variable, field.step));
-                image.write_png(&path)?;
-                self.control.emit(ExecutionEvent::FramePublished {
-                    channel: sink.path.clone(),
-                    step: field.step,
-                    variable: field.variable.clone(),
-                    path: path.clone(),
-                });
-                written.push(path);
+        for composer in self.frames.iter_mut() {
+            let Some(layers) = composer.add(field) else {
+                continue;
+            };
+            let sink = &composer.sink;
+            let base = &layers[0];
+            let style = ScalarStyle {
+                colormap: sink.layers[0].colormap,
+                range: sink.layers[0].range,
+                ..ScalarStyle::default()
+            };
+            let mut scene = Scene::new(base, style);
+            // The validator admits only object layers after the first.
+            for (spec, layer) in sink.layers.iter().zip(&layers).skip(1) {
+                if spec.style == LayerStyle::Objects {
+                    scene = scene.with_layer(Layer::Objects(ObjectLayer::new(layer)));
+                }
             }
+            let canvas = Canvas {
+                width_px: sink.width_px,
+                height_px: sink.height_px,
+            };
+            let image = renderer.render_scene(&scene, canvas)?;
+            let path =
+                Path::new(&sink.path).join(format!("{}_{:05}.png", base.variable, base.step));
+            image.write_png(&path)?;
+            self.control.emit(ExecutionEvent::FramePublished {
+                channel: sink.path.clone(),
+                step: base.step,
+                variable: base.variable.clone(),
+                path: path.clone(),
+            });
+            written.push(path);
         }
         Ok(())
+    }
+}
+
+/// Gathers the layers of one frames sink step by step: a frame is drawn once every layer's field
+/// of its step has arrived.
+struct FrameComposer {
+    sink: FramesSink,
+    waiting: HashMap<u64, Vec<Option<Field>>>,
+}
+
+impl FrameComposer {
+    fn new(sink: FramesSink) -> Self {
+        Self {
+            sink,
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// Takes `field` if a layer draws it; returns the step's layers, in order, once all are here.
+    fn add(&mut self, field: &Field) -> Option<Vec<Field>> {
+        let slots: Vec<usize> = (0..self.sink.layers.len())
+            .filter(|&j| self.sink.layers[j].variable == field.variable)
+            .collect();
+        if slots.is_empty() {
+            return None;
+        }
+        let layers = self.sink.layers.len();
+        let entry = self
+            .waiting
+            .entry(field.step)
+            .or_insert_with(|| vec![None; layers]);
+        for j in slots {
+            entry[j] = Some(field.clone());
+        }
+        if entry.iter().any(Option::is_none) {
+            return None;
+        }
+        self.waiting
+            .remove(&field.step)
+            .map(|layers| layers.into_iter().flatten().collect())
     }
 }
 
