@@ -1,12 +1,17 @@
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
-use anyhow::{Context, Result};
-use isotach_core::{PipelineSpec, SinkSpec};
+use anyhow::{Context, Result, bail};
+use isotach_core::{PipelineSpec, SinkSpec, StepSpec};
 
 use crate::run::{execute, print_outcome};
 
 /// The standard pipeline, shipped with the binary so that the demo needs nothing but itself.
-const STANDARD_SPEC: &str = include_str!("../../../examples/specs/ivt-frames.toml");
+const STANDARD_SPEC: &str = include_str!("../../../examples/specs/ar-unet.toml");
+
+/// The atmospheric-river model the standard pipeline runs (examples/models/README.md).
+const AR_UNET: &[u8] = include_bytes!("../../../examples/models/ar_unet.onnx");
 
 #[derive(clap::Args)]
 pub(crate) struct DemoArgs {
@@ -19,6 +24,64 @@ pub(crate) struct DemoArgs {
     /// Timely worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// An inference worker already serving `ar_unet` (http://host:port); default: start one.
+    #[arg(long)]
+    inference_worker: Option<String>,
+}
+
+/// An `isotach worker` child process, stopped when dropped.
+struct WorkerProcess {
+    child: Child,
+    url: String,
+}
+
+impl WorkerProcess {
+    /// Starts this binary's `worker` on a free loopback port serving `model` as ar_unet.
+    fn start(model: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the isotach binary")?;
+        let mut child = Command::new(exe)
+            .args(["worker", "--listen", "127.0.0.1:0", "--model"])
+            .arg(format!("ar_unet={}", model.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting an inference worker")?;
+        let stdout = child.stdout.take().context("the worker's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(address) = line.strip_prefix("listening on ") {
+                        break format!("http://{}", address.trim());
+                    }
+                }
+                _ => {
+                    let status = child.wait().context("waiting for the worker")?;
+                    bail!("the inference worker stopped before listening ({status})");
+                }
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, url })
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes the embedded model next to the demo data, unless the same bytes are already there.
+fn model_file(data: &Path) -> Result<PathBuf> {
+    let path = data
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("ar_unet.onnx");
+    if std::fs::read(&path).ok().as_deref() != Some(AR_UNET) {
+        std::fs::write(&path, AR_UNET).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(path)
 }
 
 pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
@@ -42,9 +105,36 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
     let mut spec =
         PipelineSpec::from_toml_str(STANDARD_SPEC).context("the embedded standard spec")?;
     spec.source.uri = args.data.display().to_string();
+    let out = args.out.parent().unwrap_or_else(|| Path::new("."));
     for sink in &mut spec.sinks {
-        if let SinkSpec::Frames(frames) = sink {
-            frames.path = args.out.display().to_string();
+        match sink {
+            SinkSpec::Frames(frames) => frames.path = args.out.display().to_string(),
+            SinkSpec::Zarr(zarr) => {
+                zarr.path = out.join("fields.zarr").display().to_string();
+                crate::prepare_output(Path::new(&zarr.path), true)?;
+            }
+            SinkSpec::Catalog(catalog) => {
+                catalog.path = out.join("ar_catalog.parquet").display().to_string();
+            }
+        }
+    }
+    let started;
+    let url = match &args.inference_worker {
+        Some(url) => url.clone(),
+        None => {
+            let model = model_file(&args.data)?;
+            started = WorkerProcess::start(&model)?;
+            println!(
+                "inference worker serving {} at {}",
+                model.display(),
+                started.url
+            );
+            started.url.clone()
+        }
+    };
+    for step in &mut spec.steps {
+        if let StepSpec::Infer { workers, .. } = step {
+            *workers = vec![url.clone()];
         }
     }
     let config = isotach_engine::RunConfig {
@@ -57,6 +147,14 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )?;
     print_outcome(&spec, &outcome);
-    println!("\nlook at the frames: {}/ivt_*.png", args.out.display());
+    println!(
+        "\nlook at the frames: {}/ivt_*.png (IVT, atmospheric rivers outlined)",
+        args.out.display()
+    );
+    println!(
+        "fields: {}/fields.zarr, objects: {}/ar_catalog.parquet",
+        out.display(),
+        out.display()
+    );
     Ok(())
 }

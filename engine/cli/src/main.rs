@@ -13,6 +13,7 @@ use isotach_connectors::StoreOptions;
 mod demo;
 mod run;
 mod service;
+mod worker;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,8 @@ enum Command {
     Watch(service::WatchArgs),
     /// Cancel a queued or running job.
     Cancel(service::CancelArgs),
+    /// Serve ONNX models over the Open Inference Protocol (KServe v2 gRPC), with dynamic batching.
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,6 +96,7 @@ fn main() -> Result<()> {
         Command::Jobs(args) => service::jobs(&args),
         Command::Watch(args) => service::watch(&args),
         Command::Cancel(args) => service::cancel(&args),
+        Command::Worker(args) => worker::worker(&args),
     }
 }
 

@@ -25,9 +25,9 @@ pub use field::Field;
 pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
     ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, DatasetInfo, FramesSink,
-    InferDefaults, LayerSpec, LayerStyle, MAX_CANVAS_PIXELS, MAX_INFER_BATCH, MAX_INFER_PATCH, PipelineSpec,
-    RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec, TimeRange, ValidatedPipeline,
-    VariableInfo, VerticalAxis, ZarrSink,
+    InferDefaults, LayerSpec, LayerStyle, MAX_CANVAS_PIXELS, MAX_INFER_BATCH, MAX_INFER_PATCH,
+    PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec, TimeRange,
+    ValidatedPipeline, VariableInfo, VerticalAxis, ZarrSink,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
 pub use time::{Calendar, CfTimeUnits, TimeAxis};

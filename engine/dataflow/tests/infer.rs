@@ -185,7 +185,7 @@ impl GrpcInferenceService for BoxMean {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             self.batch_sizes
                 .lock()
-                .unwrap()
+                .expect("batch sizes")
                 .push(tensors[0].shape[0] as usize);
             let out = self.infer(&tensors[0])?;
             infer_response("box", vec![out]).map_err(|e| Status::internal(e.to_string()))
@@ -348,7 +348,7 @@ fn patched_batched_inference_equals_the_model_on_whole_fields() {
     }
     let sizes: Vec<usize> = servers
         .iter()
-        .flat_map(|s| s.model.batch_sizes.lock().unwrap().clone())
+        .flat_map(|s| s.model.batch_sizes.lock().expect("batch sizes").clone())
         .collect();
     assert_eq!(
         sizes.iter().sum::<usize>(),
@@ -359,10 +359,7 @@ fn patched_batched_inference_equals_the_model_on_whole_fields() {
         sizes.iter().all(|&n| n <= 4),
         "batches of at most 4: {sizes:?}"
     );
-    assert!(
-        sizes.iter().any(|&n| n == 4),
-        "patches were merged: {sizes:?}"
-    );
+    assert!(sizes.contains(&4), "patches were merged: {sizes:?}");
     assert!(
         servers
             .iter()
