@@ -217,7 +217,9 @@ fn serve(model: BoxMean) -> Server {
     runtime.spawn(
         tonic::transport::Server::builder()
             .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     Server {
         url: format!("http://{addr}"),

@@ -183,7 +183,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // No Nagle delay: small replies (events, job records) would wait for the peer's ACK.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await
