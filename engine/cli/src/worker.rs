@@ -72,7 +72,9 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
             models = %worker.models().join(", "),
             "serving"
         );
-        worker.serve(listener, shutdown_signal()).await?;
+        worker
+            .serve(listener, crate::service::shutdown_signal())
+            .await?;
         for model in worker.models() {
             if let Some(stats) = worker.stats(&model) {
                 tracing::info!(
@@ -86,21 +88,4 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
         }
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = interrupt => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = interrupt.await;
-        }
-    }
 }
