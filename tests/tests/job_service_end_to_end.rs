@@ -96,6 +96,8 @@ fn long_spec(frames: &str) -> String {
 struct Server {
     child: Child,
     url: String,
+    /// The lines the server prints on stdout after its address.
+    lines: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -129,10 +131,12 @@ impl Server {
             .expect("start isotach serve");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        // Read every line, so the server never writes into a closed pipe.
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
         });
         let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
             panic!(
@@ -155,6 +159,7 @@ impl Server {
         Self {
             child,
             url: format!("http://{address}"),
+            lines: rx,
         }
     }
 
@@ -527,4 +532,78 @@ fn after_a_kill_the_running_job_is_interrupted_records_survive_and_a_rerun_succe
         "interrupted",
         "the old record stays as it was"
     );
+}
+
+/// One `GET path` to `address`, read to the end: (status line, body).
+fn http_get(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics port");
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: {address}\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample `name` (with its labels, as printed) in a Prometheus text body.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{body}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn the_metrics_endpoint_counts_jobs_stages_and_frames() {
+    let (_keep, d) = workdir();
+    let server = Server::start(&d, "metrics_listen = \"127.0.0.1:0\"");
+    let line = server
+        .lines
+        .recv_timeout(PATIENCE)
+        .expect("the metrics line");
+    let metrics = line
+        .strip_prefix("isotach metrics listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .trim()
+        .to_owned();
+    let (status, body) = http_get(&metrics, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(sample(&body, "isotach_jobs{state=\"succeeded\"}"), 0.0);
+
+    std::fs::write(d.join("ok.toml"), small_spec("frames")).expect("spec");
+    server.ok(&d, &["submit", "ok.toml", "--watch"]);
+    std::fs::write(d.join("ok2.toml"), small_spec("frames2")).expect("spec");
+    server.ok(&d, &["submit", "ok2.toml", "--watch"]);
+    let (_, body) = http_get(&metrics, "/metrics");
+    assert_eq!(
+        sample(&body, "isotach_jobs{state=\"succeeded\"}"),
+        2.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "isotach_jobs_in_memory{state=\"running\"}"),
+        0.0
+    );
+    // 3 steps in each of 2 jobs: every field delivered, every frame timed.
+    assert_eq!(
+        sample(
+            &body,
+            "isotach_stage_items_total{stage=\"deliver\",unit=\"fields\"}"
+        ),
+        2.0 * 3.0,
+        "one ivt field per step serves both sinks: {body}"
+    );
+    assert_eq!(
+        sample(&body, "isotach_event_seconds_count{event=\"frame\"}"),
+        6.0
+    );
+    assert!(sample(&body, "isotach_event_seconds_sum{event=\"frame\"}") > 0.0);
+
+    let (status, _) = http_get(&metrics, "/nothing");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
 }

@@ -107,8 +107,27 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let address = listener.local_addr().context("the listen address")?;
         println!("isotach job service listening on {address}");
         std::io::stdout().flush().context("stdout")?;
+        let metrics = match &manager.config().metrics_listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("metrics on {listen}"))?;
+                let address = listener.local_addr().context("the metrics address")?;
+                println!("isotach metrics listening on {address}");
+                std::io::stdout().flush().context("stdout")?;
+                Some(listener)
+            }
+            None => None,
+        };
         tracing::info!(%address, data_dir = %args.data_dir.display(), "serving");
-        isotach_service::serve(manager, listener, shutdown_signal()).await?;
+        let serving = isotach_service::serve(manager.clone(), listener, shutdown_signal());
+        match metrics {
+            Some(listener) => tokio::select! {
+                served = serving => served?,
+                failed = isotach_service::serve_metrics(manager, listener) => failed?,
+            },
+            None => serving.await?,
+        }
         tracing::info!("stopped");
         Ok(())
     })

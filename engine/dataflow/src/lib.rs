@@ -23,7 +23,7 @@ mod stats;
 pub use bundle::TileBundle;
 pub use climatology_store::load_climatology;
 pub use error::{EngineError, ErrorSlot, Result};
-pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress};
+pub use progress::{Progress, ProgressSnapshot, StageCounter, StageProgress, Timer, TimerSnapshot};
 pub use runner::{
     Cluster, PreparedPipeline, RunConfig, RunReport, prepare_pipeline, run_pipeline, run_prepared,
     variable_grid, zarr_sink_layout,

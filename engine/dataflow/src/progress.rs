@@ -19,6 +19,51 @@ pub struct Progress {
     started: Instant,
     stages: Mutex<Vec<Stage>>,
     counts: Mutex<Vec<std::sync::Arc<AtomicU64>>>,
+    timers: Mutex<Vec<(String, Timer)>>,
+}
+
+/// Durations of one kind of event (an inference request's round trip, a frame's render), counted
+/// and summed: what a Prometheus summary's `_count` and `_sum` report. Cheap to clone (shared).
+///
+/// ```
+/// let timer = isotach_engine::Timer::default();
+/// timer.record(std::time::Duration::from_millis(250));
+/// timer.record(std::time::Duration::from_millis(750));
+/// assert_eq!(timer.count(), 2);
+/// assert_eq!(timer.seconds(), 1.0);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Timer(std::sync::Arc<(AtomicU64, AtomicU64)>);
+
+impl Timer {
+    /// Counts one event that took `elapsed`.
+    pub fn record(&self, elapsed: std::time::Duration) {
+        self.0.0.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .1
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Events recorded.
+    pub fn count(&self) -> u64 {
+        self.0.0.load(Ordering::Relaxed)
+    }
+
+    /// Their total duration, seconds.
+    pub fn seconds(&self) -> f64 {
+        self.0.1.load(Ordering::Relaxed) as f64 / 1e6
+    }
+}
+
+/// A timer at one instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerSnapshot {
+    /// What it times (`step[1] infer request`, `frame`).
+    pub name: String,
+    /// Events recorded.
+    pub count: u64,
+    /// Their total duration, seconds.
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +106,8 @@ pub struct ProgressSnapshot {
     pub elapsed_s: f64,
     /// Stages in pipeline order.
     pub stages: Vec<StageProgress>,
+    /// Timers, in the order they were registered.
+    pub timers: Vec<TimerSnapshot>,
 }
 
 impl Default for Progress {
@@ -69,6 +116,7 @@ impl Default for Progress {
             started: Instant::now(),
             stages: Mutex::default(),
             counts: Mutex::default(),
+            timers: Mutex::default(),
         }
     }
 }
@@ -89,6 +137,16 @@ impl Progress {
         let counter = std::sync::Arc::new(AtomicU64::new(0));
         counts.push(counter.clone());
         StageCounter(counter)
+    }
+
+    /// Registers `timer` under `name` (or returns the timer already registered under it).
+    pub fn timer(&self, name: &str, timer: Timer) -> Timer {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, existing)) = timers.iter().find(|(n, _)| n == name) {
+            return existing.clone();
+        }
+        timers.push((name.to_owned(), timer.clone()));
+        timer
     }
 
     /// The counts now.
@@ -114,6 +172,17 @@ impl Progress {
                             0.0
                         },
                     }
+                })
+                .collect(),
+            timers: self
+                .timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, timer)| TimerSnapshot {
+                    name: name.clone(),
+                    count: timer.count(),
+                    seconds: timer.seconds(),
                 })
                 .collect(),
         }

@@ -363,6 +363,14 @@ pub fn run_prepared(
         .map(|(i, step)| progress.stage(&format!("step[{i}] {}", step.op()), "bundles", 0))
         .collect();
     let deliver_counter = progress.stage("deliver", "fields", 0);
+    for (i, step) in prepared.iter().enumerate() {
+        if let Prepared::Infer(client) = step {
+            progress.timer(
+                &format!("step[{i}] infer request"),
+                client.stats().round_trips.clone(),
+            );
+        }
+    }
 
     let ops = Arc::new(spec.steps.clone());
     let errors = ErrorSlot::default();

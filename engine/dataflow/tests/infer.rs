@@ -344,9 +344,22 @@ fn patched_batched_inference_equals_the_model_on_whole_fields() {
     let spec = spec(&source.describe().uri, &urls, "max_batch_delay_ms = 20");
     // 61 × 120 cells in 28-cell centres: 3 × 5 patches a step.
     for workers in [1, 3] {
-        let (report, fields) = run(&source, &spec, workers);
+        let progress = Arc::new(isotach_engine::Progress::default());
+        let config = RunConfig {
+            workers,
+            progress: progress.clone(),
+            ..Default::default()
+        };
+        let (report, fields) = support::run_collecting(source.clone(), &spec, config);
         report.expect("run");
         check_against_whole_fields(&fields, 6);
+        let timers = progress.snapshot().timers;
+        let requests = timers
+            .iter()
+            .find(|t| t.name == "step[1] infer request")
+            .expect("the request timer is registered");
+        assert!(requests.count >= 6 * 15 / 4, "{requests:?}");
+        assert!(requests.seconds > 0.0);
     }
     let sizes: Vec<usize> = servers
         .iter()

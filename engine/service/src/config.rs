@@ -48,6 +48,10 @@ pub struct ServiceConfig {
     /// only files under the data roots).
     #[serde(default)]
     pub allow_remote_sources: bool,
+    /// Address of the Prometheus endpoint (`GET /metrics`, no token); default: none. Keep it on
+    /// loopback or behind the scraper's network.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// Bearer tokens: a call must carry `authorization: Bearer SECRET` for one of them.
     #[serde(default, rename = "token")]
     pub tokens: Vec<Token>,

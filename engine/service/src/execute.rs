@@ -15,7 +15,7 @@ use isotach_core::{
 };
 use isotach_engine::operators::catalog_table;
 use isotach_engine::{
-    EngineError, RunConfig, RunReport, prepare_pipeline, run_prepared, stats_table,
+    EngineError, RunConfig, RunReport, Timer, prepare_pipeline, run_prepared, stats_table,
 };
 use isotach_viz::{Canvas, Layer, ObjectLayer, Renderer, ScalarStyle, Scene, VizError};
 use serde_json::{Map, json};
@@ -239,6 +239,7 @@ pub fn execute(
         })?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Field>(FIELD_QUEUE);
     let sinks = Sinks {
+        frame_timer: config.progress.timer("frame", Timer::default()),
         zarr: zarr_sinks,
         frames: frames_sinks.into_iter().map(FrameComposer::new).collect(),
         renderer,
@@ -296,6 +297,8 @@ fn delivered_variables(spec: &PipelineSpec) -> Vec<String> {
 struct Sinks {
     zarr: Vec<LazyZarrSink>,
     frames: Vec<FrameComposer>,
+    /// How long each frame takes from its last layer's arrival to its PNG on disk.
+    frame_timer: Timer,
     renderer: Option<Renderer>,
     fields_per_step: usize,
     control: ExecutionControl,
@@ -349,6 +352,7 @@ impl Sinks {
             let Some(layers) = composer.add(field) else {
                 continue;
             };
+            let started = std::time::Instant::now();
             let sink = &composer.sink;
             let base = &layers[0];
             let style = ScalarStyle {
@@ -371,6 +375,7 @@ impl Sinks {
             let path =
                 Path::new(&sink.path).join(format!("{}_{:05}.png", base.variable, base.step));
             image.write_png(&path)?;
+            self.frame_timer.record(started.elapsed());
             self.control.emit(ExecutionEvent::FramePublished {
                 channel: sink.path.clone(),
                 step: base.step,

@@ -1,6 +1,6 @@
 //! Admitting, queueing, running and recording jobs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -76,12 +76,22 @@ struct Scheduler {
 
 /// Admits, queues, runs and records jobs. Cheap to share: wrap it in an `Arc`.
 ///
-/// Lock order: `scheduler`, then `store`, then `live`.
+/// Lock order: `scheduler`, then `store`, then `live`, then `meters`.
 pub struct JobManager {
     config: ServiceConfig,
     scheduler: Mutex<Scheduler>,
     store: Mutex<JobStore>,
     live: Mutex<HashMap<i64, broadcast::Sender<JobEventRecord>>>,
+    meters: Mutex<Meters>,
+}
+
+/// What the metrics endpoint adds up: the progress of running jobs, and the totals of finished
+/// ones (so that counters never go down while the server runs).
+#[derive(Default)]
+struct Meters {
+    running: HashMap<i64, Arc<Progress>>,
+    finished_items: BTreeMap<(String, String), u64>,
+    finished_timers: BTreeMap<String, (u64, f64)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,12 +134,87 @@ impl JobManager {
             scheduler: Mutex::default(),
             store: Mutex::new(store),
             live: Mutex::default(),
+            meters: Mutex::default(),
         }))
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The service's metrics in the Prometheus text format: jobs by state, items through each
+    /// stage, and the count and total duration of timed events (inference requests, frames),
+    /// finished and running jobs together.
+    pub fn metrics(&self) -> Result<String, JobError> {
+        let (queued, running) = {
+            let scheduler = lock(&self.scheduler);
+            (scheduler.queue.len(), scheduler.running.len())
+        };
+        let by_state = lock(&self.store).count_by_state()?;
+        let meters = lock(&self.meters);
+        let mut items = meters.finished_items.clone();
+        let mut timers = meters.finished_timers.clone();
+        for progress in meters.running.values() {
+            let now = progress.snapshot();
+            for stage in now.stages {
+                *items.entry((stage.name, stage.unit)).or_default() += stage.done;
+            }
+            for timer in now.timers {
+                let total = timers.entry(timer.name).or_default();
+                total.0 += timer.count;
+                total.1 += timer.seconds;
+            }
+        }
+        drop(meters);
+        let label = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = String::new();
+        out.push_str("# HELP isotach_jobs Jobs recorded, by state.\n# TYPE isotach_jobs gauge\n");
+        for state in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+            JobState::Interrupted,
+        ] {
+            let n = by_state
+                .iter()
+                .find(|(s, _)| s == state.as_str())
+                .map_or(0, |(_, n)| *n);
+            out.push_str(&format!(
+                "isotach_jobs{{state=\"{}\"}} {n}\n",
+                state.as_str()
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP isotach_jobs_in_memory Jobs this server holds now.\n# TYPE isotach_jobs_in_memory gauge\n\
+             isotach_jobs_in_memory{{state=\"queued\"}} {queued}\n\
+             isotach_jobs_in_memory{{state=\"running\"}} {running}\n"
+        ));
+        out.push_str(
+            "# HELP isotach_stage_items_total Items through each pipeline stage (tiles read, \
+             bundles per step, fields delivered).\n# TYPE isotach_stage_items_total counter\n",
+        );
+        for ((stage, unit), n) in &items {
+            out.push_str(&format!(
+                "isotach_stage_items_total{{stage=\"{}\",unit=\"{}\"}} {n}\n",
+                label(stage),
+                label(unit)
+            ));
+        }
+        out.push_str(
+            "# HELP isotach_event_seconds Durations of timed events: inference requests (round \
+             trip), frames (render and write).\n# TYPE isotach_event_seconds summary\n",
+        );
+        for (name, (count, seconds)) in &timers {
+            let name = label(name);
+            out.push_str(&format!(
+                "isotach_event_seconds_count{{event=\"{name}\"}} {count}\n\
+                 isotach_event_seconds_sum{{event=\"{name}\"}} {seconds}\n"
+            ));
+        }
+        Ok(out)
     }
 
     /// Checks `spec` (paths inside the data roots, then against its data), records it as a new
@@ -415,6 +500,7 @@ impl JobManager {
         let _span = tracing::info_span!("job", id, name = %job.spec.name).entered();
         tracing::info!("running");
         let progress = Arc::new(Progress::default());
+        lock(&self.meters).running.insert(id, progress.clone());
         let config = RunConfig {
             workers: self.config.workers_per_job,
             progress: progress.clone(),
@@ -473,6 +559,22 @@ impl JobManager {
         let _ = stop_progress.send(());
         if reporter.join().is_err() {
             tracing::error!("the progress reporter panicked");
+        }
+        {
+            let mut meters = lock(&self.meters);
+            meters.running.remove(&id);
+            let last = progress.snapshot();
+            for stage in last.stages {
+                *meters
+                    .finished_items
+                    .entry((stage.name, stage.unit))
+                    .or_default() += stage.done;
+            }
+            for timer in last.timers {
+                let total = meters.finished_timers.entry(timer.name).or_default();
+                total.0 += timer.count;
+                total.1 += timer.seconds;
+            }
         }
 
         let mut scheduler = lock(&self.scheduler);

@@ -33,7 +33,7 @@ pub use execute::{
 };
 pub use jobs::{JobError, JobManager};
 pub use roots::{confine_path, confine_spec};
-pub use server::serve;
+pub use server::{serve, serve_metrics};
 pub use store::{DATABASE_FILE, EventKind, JobEventRecord, JobRecord, JobState, JobStore};
 pub use wire::JobSummary;
 

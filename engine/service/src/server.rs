@@ -193,3 +193,64 @@ pub async fn serve(
             message: e.to_string(),
         })
 }
+
+/// The largest request head the metrics endpoint reads.
+const MAX_METRICS_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Serves `GET /metrics` (the Prometheus text format of [`JobManager::metrics`]) on `listener`,
+/// one short HTTP/1.1 exchange per connection, until an accept fails.
+pub async fn serve_metrics(
+    manager: Arc<JobManager>,
+    listener: tokio::net::TcpListener,
+) -> Result<()> {
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    loop {
+        let (stream, peer) = listener.accept().await.map_err(|e| ServiceError::Serve {
+            address: address.clone(),
+            message: e.to_string(),
+        })?;
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer_metrics(&manager, stream).await {
+                tracing::debug!(%peer, error = %e, "metrics request failed");
+            }
+        });
+    }
+}
+
+async fn answer_metrics(
+    manager: &JobManager,
+    mut stream: tokio::net::TcpStream,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
+        if n == 0 || head.len() + n > MAX_METRICS_REQUEST_BYTES {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut parts = line.split_whitespace();
+    let (status, body) = match (parts.next(), parts.next()) {
+        (Some("GET"), Some("/metrics")) => match manager.metrics() {
+            Ok(body) => ("200 OK", body),
+            Err(e) => ("500 Internal Server Error", format!("{e}\n")),
+        },
+        (Some("GET"), Some(path)) => ("404 Not Found", format!("no {path}; try /metrics\n")),
+        _ => ("405 Method Not Allowed", "GET /metrics\n".to_owned()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}

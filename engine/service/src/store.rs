@@ -399,6 +399,21 @@ impl JobStore {
             .collect()
     }
 
+    /// How many jobs are recorded in each state (states without jobs are left out).
+    pub fn count_by_state(&self) -> Result<Vec<(String, u64)>> {
+        self.sql(|c| {
+            let mut statement =
+                c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+    }
+
     /// Ids of the jobs recorded as queued or running, oldest first: after a restart, the jobs the
     /// previous server did not finish.
     pub fn unfinished(&self) -> Result<Vec<(i64, JobState)>> {

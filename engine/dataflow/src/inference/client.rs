@@ -66,8 +66,8 @@ pub struct InferStats {
     pub patches: AtomicU64,
     /// Requests that failed or timed out on a worker and were sent again.
     pub retries: AtomicU64,
-    /// Sum of the successful requests' round trips, µs.
-    pub latency_us: AtomicU64,
+    /// The successful requests' round trips.
+    pub round_trips: crate::Timer,
     /// Most requests outstanding at once.
     pub max_in_flight: AtomicUsize,
     in_flight: AtomicUsize,
@@ -76,8 +76,8 @@ pub struct InferStats {
 impl InferStats {
     /// Mean round trip of the successful requests.
     pub fn mean_latency(&self) -> Duration {
-        let batches = self.batches.load(Ordering::Relaxed).max(1);
-        Duration::from_micros(self.latency_us.load(Ordering::Relaxed) / batches)
+        let count = self.round_trips.count().max(1);
+        Duration::from_secs_f64(self.round_trips.seconds() / count as f64)
     }
 }
 
@@ -153,9 +153,7 @@ impl Pool {
             let failure = match reply {
                 Ok(Ok(response)) => {
                     self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .latency_us
-                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.stats.round_trips.record(started.elapsed());
                     return response_tensors(response.into_inner()).map_err(|e| {
                         Fatal(format!("worker {} sent a malformed reply: {e}", worker.url))
                     });
