@@ -48,6 +48,11 @@ pub struct ServiceConfig {
     /// only files under the data roots).
     #[serde(default)]
     pub allow_remote_sources: bool,
+    /// Inference workers (`http://host:port`) that `infer` steps may name (default: none, so
+    /// specs with an `infer` step are refused): a job must not make the server connect to hosts
+    /// its operator did not list.
+    #[serde(default)]
+    pub inference_workers: Vec<String>,
     /// Address of the Prometheus endpoint (`GET /metrics`, no token); default: none. Keep it on
     /// loopback or behind the scraper's network.
     #[serde(default)]

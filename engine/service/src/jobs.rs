@@ -12,7 +12,7 @@ use isotach_engine::{Progress, RunConfig};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::execute::{CancelToken, ExecuteError, ExecutionControl, ExecutionEvent};
-use crate::roots::confine_spec;
+use crate::roots::{confine_inference_workers, confine_spec};
 use crate::store::{EventKind, JobEventRecord, JobRecord, JobState, JobStore};
 use crate::{ServiceConfig, ServiceError};
 
@@ -236,6 +236,8 @@ impl JobManager {
             self.config.allow_remote_sources,
         )
         .map_err(JobError::OutsideRoots)?;
+        confine_inference_workers(&spec, &self.config.inference_workers)
+            .map_err(JobError::OutsideRoots)?;
         let (_, pipeline) =
             crate::validate_spec(&spec).map_err(|e| JobError::InvalidArgument(e.to_string()))?;
         let time_steps = pipeline.steps.len() as u64;

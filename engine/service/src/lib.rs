@@ -32,7 +32,7 @@ pub use execute::{
     CancelToken, ExecuteError, ExecutionControl, ExecutionEvent, Outcome, execute, validate_spec,
 };
 pub use jobs::{JobError, JobManager};
-pub use roots::{confine_path, confine_spec};
+pub use roots::{confine_inference_workers, confine_path, confine_spec};
 pub use server::{serve, serve_metrics};
 pub use store::{DATABASE_FILE, EventKind, JobEventRecord, JobRecord, JobState, JobStore};
 pub use wire::JobSummary;

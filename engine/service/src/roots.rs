@@ -38,6 +38,26 @@ pub fn confine_spec(
     Ok(())
 }
 
+/// Checks that every `infer` step of `spec` names only workers from `allowed`: a job must not make
+/// the server open connections to hosts its operator did not list.
+pub fn confine_inference_workers(spec: &PipelineSpec, allowed: &[String]) -> Result<(), String> {
+    for (i, step) in spec.steps.iter().enumerate() {
+        let StepSpec::Infer { workers, .. } = step else {
+            continue;
+        };
+        let normal = |url: &str| url.trim_end_matches('/').to_owned();
+        for (k, worker) in workers.iter().enumerate() {
+            if !allowed.iter().any(|a| normal(a) == normal(worker)) {
+                return Err(format!(
+                    "step[{i}].workers[{k}] {worker:?} is not among this server's inference \
+                     workers (inference_workers = {allowed:?})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A store a job reads, named by `field`: a file path confined to `roots`, or a remote store when
 /// they are allowed.
 fn confine_store(
@@ -209,6 +229,41 @@ mod tests {
             e.contains("step[0].climatology.uri \"s3://b/clim.zarr\" is a remote store"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn infer_steps_may_name_only_the_configured_workers() {
+        let spec = |worker: &str| {
+            PipelineSpec::from_toml_str(&format!(
+                r#"
+                name = "infer"
+                [source]
+                uri = "in.zarr"
+                variables = ["ivt"]
+                [[step]]
+                op = "infer"
+                model = "ar_unet"
+                inputs = ["ivt"]
+                output = "p"
+                workers = ["{worker}"]
+                [[sink]]
+                kind = "zarr"
+                path = "out.zarr"
+                variables = ["p"]
+                "#
+            ))
+            .expect("spec")
+        };
+        let allowed = vec!["http://127.0.0.1:8001/".to_owned()];
+        confine_inference_workers(&spec("http://127.0.0.1:8001"), &allowed).expect("listed");
+        let e = confine_inference_workers(&spec("http://169.254.169.254:80"), &allowed)
+            .expect_err("not listed");
+        assert_eq!(
+            e,
+            "step[0].workers[0] \"http://169.254.169.254:80\" is not among this server's \
+             inference workers (inference_workers = [\"http://127.0.0.1:8001/\"])"
+        );
+        assert!(confine_inference_workers(&spec("http://127.0.0.1:8001"), &[]).is_err());
     }
 
     #[test]
