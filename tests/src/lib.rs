@@ -41,6 +41,23 @@ pub fn isotach_ok(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Writes a synthetic atmosphere `name` in `dir` (`isotach generate`) at `resolution_deg` with
+/// `steps` time steps.
+pub fn generate(dir: &std::path::Path, name: &str, resolution_deg: u32, steps: usize) {
+    isotach_ok(
+        dir,
+        &[
+            "generate",
+            "--out",
+            name,
+            "--resolution-deg",
+            &resolution_deg.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ],
+    );
+}
+
 /// The workspace root, where `examples/` and the shipped model live.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

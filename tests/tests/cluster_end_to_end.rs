@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use isotach_tests::{isotach_bin, isotach_ok};
+use isotach_tests::{generate, isotach_bin, isotach_ok};
 
 const SPEC: &str = r#"
 name = "cluster"
@@ -90,18 +90,7 @@ fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
 fn two_processes_of_two_workers_write_what_one_worker_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    isotach_ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "s.zarr",
-            "--resolution-deg",
-            "3",
-            "--steps",
-            "6",
-        ],
-    );
+    generate(d, "s.zarr", 3, 6);
     for run in ["single", "cluster"] {
         std::fs::create_dir_all(d.join(run)).expect("run folder");
         std::fs::write(d.join(run).join("spec.toml"), SPEC).expect("spec");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use isotach_tests::{isotach, isotach_bin, isotach_ok, workspace_root};
+use isotach_tests::{generate, isotach, isotach_bin, isotach_ok, workspace_root};
 
 /// A worker process, killed when dropped.
 struct Worker {
@@ -119,27 +119,12 @@ fn chunks(store: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn generate(d: &Path, steps: usize) {
-    isotach_ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "s.zarr",
-            "--resolution-deg",
-            "3",
-            "--steps",
-            &steps.to_string(),
-        ],
-    );
-}
-
 #[test]
 fn killing_a_worker_mid_job_changes_nothing_in_the_output() {
     const STEPS: usize = 36;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    generate(d, STEPS);
+    generate(d, "s.zarr", 3, STEPS);
     let workers = [Worker::start(d, "a"), Worker::start(d, "b")];
     let urls: Vec<&str> = workers.iter().map(|w| w.url.as_str()).collect();
 
@@ -198,7 +183,7 @@ fn killing_a_worker_mid_job_changes_nothing_in_the_output() {
 fn a_job_whose_only_worker_dies_fails_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    generate(d, 24);
+    generate(d, "s.zarr", 3, 24);
     let mut worker = Worker::start(d, "only");
     std::fs::create_dir_all(d.join("run")).expect("dir");
     std::fs::write(d.join("run/spec.toml"), spec(&[&worker.url])).expect("spec");
@@ -233,7 +218,7 @@ fn a_job_whose_only_worker_dies_fails_with_a_clear_error() {
 fn a_spec_naming_a_model_no_worker_serves_is_refused_before_work() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    generate(d, 2);
+    generate(d, "s.zarr", 3, 2);
     let worker = Worker::start(d, "w");
     std::fs::create_dir_all(d.join("run")).expect("dir");
     std::fs::write(

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use isotach_tests::{isotach_bin, isotach_ok};
+use isotach_tests::{generate, isotach_bin};
 use serde_json::Value;
 
 const TOKEN: &str = "e2e-token-0123456789";
@@ -35,19 +35,8 @@ fn stores() -> &'static Stores {
         }
         std::fs::create_dir_all(&root).expect("stores folder");
         let root = root.canonicalize().expect("canonical");
-        for (name, steps) in [("small.zarr", "3"), ("long.zarr", "40")] {
-            isotach_ok(
-                &root,
-                &[
-                    "generate",
-                    "--out",
-                    name,
-                    "--resolution-deg",
-                    "4",
-                    "--steps",
-                    steps,
-                ],
-            );
+        for (name, steps) in [("small.zarr", 3), ("long.zarr", 40)] {
+            generate(&root, name, 4, steps);
         }
         Stores { root }
     })

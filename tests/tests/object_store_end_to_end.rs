@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use isotach_tests::{isotach_bin, isotach_ok};
+use isotach_tests::{generate, isotach_bin, isotach_ok};
 use support::servers::{ACCESS_KEY, SECRET_KEY, s3_server};
 
 fn spec(dir: &Path, uri: &str, frames: &str) -> std::path::PathBuf {
@@ -57,18 +57,7 @@ fn a_run_from_s3_draws_what_the_local_run_draws() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join("era5")).expect("bucket");
-    isotach_ok(
-        dir.path(),
-        &[
-            "generate",
-            "-o",
-            "s3/era5/season.zarr",
-            "--resolution-deg",
-            "2",
-            "--steps",
-            "3",
-        ],
-    );
+    generate(dir.path(), "s3/era5/season.zarr", 2, 3);
     let server = s3_server(&root);
 
     let remote = spec(dir.path(), "s3://era5/season.zarr", "remote");

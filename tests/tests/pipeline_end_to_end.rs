@@ -4,7 +4,7 @@ use std::path::Path;
 
 use isotach_connectors::{Source, ZarrSource};
 use isotach_core::Colormap;
-use isotach_tests::{isotach, isotach_ok};
+use isotach_tests::{generate, isotach, isotach_ok};
 use isotach_viz::{Canvas, RgbaImage, colormap_rgb, layout};
 
 const SPEC: &str = r#"
@@ -40,18 +40,7 @@ fn run_spec(dir: &Path, frames: &str, workers: &str) {
 fn frames_show_the_computed_ivt_and_match_the_golden_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    isotach_ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "s.zarr",
-            "--resolution-deg",
-            "4",
-            "--steps",
-            "3",
-        ],
-    );
+    generate(d, "s.zarr", 4, 3);
     run_spec(d, "two", "2");
     run_spec(d, "one", "1");
     for step in 0..3 {
@@ -147,18 +136,7 @@ fn frames_show_the_computed_ivt_and_match_the_golden_image() {
 fn a_bad_spec_fails_before_any_work_naming_the_variable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    isotach_ok(
-        d,
-        &[
-            "generate",
-            "--out",
-            "s.zarr",
-            "--resolution-deg",
-            "10",
-            "--steps",
-            "2",
-        ],
-    );
+    generate(d, "s.zarr", 10, 2);
     std::fs::write(
         d.join("bad.toml"),
         SPEC.replace(r#"["ivt_u", "ivt_v"]"#, r#"["ivt_u", "ivtv"]"#)

@@ -118,18 +118,19 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
             }
         }
     }
-    let started;
-    let url = match &args.inference_worker {
-        Some(url) => url.clone(),
+    // The worker lives until the demo returns (its Drop stops it).
+    let (_worker, url) = match &args.inference_worker {
+        Some(url) => (None, url.clone()),
         None => {
             let model = model_file(&args.data)?;
-            started = WorkerProcess::start(&model)?;
+            let worker = WorkerProcess::start(&model)?;
             println!(
                 "inference worker serving {} at {}",
                 model.display(),
-                started.url
+                worker.url
             );
-            started.url.clone()
+            let url = worker.url.clone();
+            (Some(worker), url)
         }
     };
     for step in &mut spec.steps {

@@ -3,6 +3,7 @@
 //! `generate` writes the synthetic atmosphere, `inspect` describes a store, `run` executes a
 //! pipeline spec in-process, and `demo` runs the standard pipeline on an embedded default dataset.
 //! `serve` runs the gRPC job service; `submit`, `jobs`, `watch` and `cancel` are its clients.
+//! `worker` serves ONNX models over the Open Inference Protocol for `infer` steps.
 
 use std::path::{Path, PathBuf};
 
