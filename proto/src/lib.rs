@@ -5,7 +5,8 @@
 //!
 //! - [`isotach::v1`] (also reachable as [`v1`]): Isotach's own protocol. A [`v1::PipelineSpec`]
 //!   mirrors [`isotach_core::PipelineSpec`]; `JobService` submits, lists, watches and cancels
-//!   jobs; `FrameService` streams rendered frames to wall nodes and viewers.
+//!   jobs; `FrameService` streams frames (layers and fields of completed steps) to wall nodes and viewers,
+//!   `WallSync` is a wall's two-phase present, and `ReplayControl` plays case studies.
 //! - [`inference`]: the Open Inference Protocol, wire-compatible with KServe v2's
 //!   `inference.GRPCInferenceService`, so any compliant model server (Triton, MLServer, Isotach's
 //!   own worker) can run a pipeline's inference steps.
@@ -39,10 +40,12 @@
 //! assert_eq!(isotach_core::PipelineSpec::try_from(wire).unwrap(), spec);
 //! ```
 
+mod frame;
 mod spec;
 pub mod tensor;
 mod timestamp;
 
+pub use frame::field_from_wire;
 pub use spec::ConversionError;
 pub use tensor::{DataType, Tensor, TensorError};
 pub use timestamp::{from_timestamp, to_timestamp};

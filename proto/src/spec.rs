@@ -112,6 +112,32 @@ pub enum ConversionError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A field whose values do not match its grid.
+    #[error(
+        "{field}: {bytes} value bytes do not hold {nlat} × {nlon} float32 values ({expected} bytes)"
+    )]
+    FieldShape {
+        /// Path of the field.
+        field: String,
+        /// Bytes received.
+        bytes: usize,
+        /// Latitudes.
+        nlat: usize,
+        /// Longitudes.
+        nlon: usize,
+        /// Bytes expected.
+        expected: usize,
+    },
+    /// A frame whose layers and fields do not pair up.
+    #[error("{field}: {layers} layers but {fields} fields; a frame carries one field per layer")]
+    FrameLayers {
+        /// Path of the frame.
+        field: String,
+        /// Layers received.
+        layers: usize,
+        /// Fields received.
+        fields: usize,
+    },
 }
 
 fn known_colormaps() -> String {
@@ -334,6 +360,7 @@ impl From<&SinkSpec> for v1::Sink {
                 width_px: Some(i64::from(frames.width_px)),
                 height_px: Some(i64::from(frames.height_px)),
                 layers: frames.layers.iter().map(v1::Layer::from).collect(),
+                channel: frames.channel.clone(),
             }),
             SinkSpec::Zarr(zarr) => v1::sink::Kind::Zarr(v1::sink::Zarr {
                 path: zarr.path.clone(),
@@ -589,6 +616,7 @@ fn sink_from_wire(i: usize, sink: v1::Sink) -> Result<SinkSpec, ConversionError>
                 .collect::<Result<_, _>>()?;
             Ok(SinkSpec::Frames(FramesSink {
                 path: frames.path,
+                channel: frames.channel,
                 width_px: optional_u32(frames.width_px, DEFAULT_WIDTH_PX, || field("width_px"))?,
                 height_px: optional_u32(frames.height_px, DEFAULT_HEIGHT_PX, || {
                     field("height_px")
@@ -646,7 +674,7 @@ fn to_u32(value: i64, field: impl FnOnce() -> String) -> Result<u32, ConversionE
     })
 }
 
-fn layer_from_wire(path: &str, layer: v1::Layer) -> Result<LayerSpec, ConversionError> {
+pub(crate) fn layer_from_wire(path: &str, layer: v1::Layer) -> Result<LayerSpec, ConversionError> {
     let colormap = if layer.colormap.is_empty() {
         DEFAULT_COLORMAP
     } else {

@@ -351,11 +351,14 @@ fn isotach_v1_files_are_in_the_descriptor_set() {
     let watch = &job.service[0].method[3];
     assert!(watch.server_streaming() && !watch.client_streaming());
     let frame = file(&set, "isotach/v1/frame.proto");
-    assert_eq!(frame.service[0].name(), "FrameService");
+    let services: Vec<&str> = frame.service.iter().map(|s| s.name()).collect();
+    assert_eq!(services, ["FrameService", "WallSync", "ReplayControl"]);
     assert!(frame.service[0].method[0].server_streaming());
+    let replay: Vec<&str> = frame.service[2].method.iter().map(|m| m.name()).collect();
+    assert_eq!(replay, ["Start", "Control", "Get", "Stop"]);
     // The generated enums carry protobuf's names.
     assert_eq!(
-        v1::FrameEncoding::Rgba8.as_str_name(),
-        "FRAME_ENCODING_RGBA8"
+        v1::ReplayState::Playing.as_str_name(),
+        "REPLAY_STATE_PLAYING"
     );
 }

@@ -33,7 +33,8 @@ fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
         ],
         sinks: vec![
             SinkSpec::Frames(FramesSink {
-                path: "out/frames".to_owned(),
+                path: Some("out/frames".to_owned()),
+                channel: Some("lobby".to_owned()),
                 width_px: 1920,
                 height_px: 1080,
                 layers: vec![
@@ -52,7 +53,8 @@ fn full_spec(time: Option<TimeRange>) -> PipelineSpec {
                 ],
             }),
             SinkSpec::Frames(FramesSink {
-                path: "out/small".to_owned(),
+                path: Some("out/small".to_owned()),
+                channel: None,
                 width_px: 64,
                 height_px: 64,
                 layers: vec![LayerSpec {
@@ -880,7 +882,8 @@ fn sparse_wire_spec() -> v1::PipelineSpec {
         sinks: vec![
             v1::Sink {
                 kind: Some(v1::sink::Kind::Frames(v1::sink::Frames {
-                    path: text("out"),
+                    path: Some(text("out")),
+                    channel: None,
                     width_px: None,
                     height_px: None,
                     layers: vec![v1::Layer {

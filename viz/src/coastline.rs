@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::VizError;
 use crate::land::LandMask;
-use crate::overlay::{Coverage, Overlay, line_width};
+use crate::overlay::{Overlay, line_width};
 use crate::projection::{MapView, Pole, Projection};
 
 /// Environment variable naming the directory that holds `land-110m.json`, `land-50m.json` and
@@ -307,7 +307,7 @@ impl Coastlines {
             LandMask::rasterise(&self.land_rings, res).draw(view, overlay, land);
         }
         let width = line_width(view.layout.scale);
-        let mut lines = Coverage::new(overlay.width, overlay.height, view.layout.map);
+        let mut lines = overlay.coverage(view.layout.map);
         for line in &self.lines {
             for pair in line.windows(2) {
                 lines.geo_line(view, pair[0], pair[1], width);

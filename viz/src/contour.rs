@@ -4,7 +4,7 @@
 use isotach_core::Field;
 
 use crate::VizError;
-use crate::overlay::{Coverage, Overlay, line_width};
+use crate::overlay::{Overlay, line_width};
 use crate::projection::MapView;
 
 /// Isolines of `field` at `levels`, drawn in `rgba` and (optionally) labelled with the level.
@@ -48,7 +48,7 @@ impl<'a> ContourLayer<'a> {
         }
         let scale = view.layout.scale;
         let width = line_width(scale);
-        let mut lines = Coverage::new(overlay.width, overlay.height, view.layout.map);
+        let mut lines = overlay.coverage(view.layout.map);
         let mut all_segments = Vec::with_capacity(self.levels.len());
         for &level in &self.levels {
             let segments = contour_segments(self.field, level);

@@ -34,6 +34,53 @@ pub enum VizError {
         /// The adapter's `max_texture_dimension_2d`.
         max: u32,
     },
+    /// A frame that cannot be drawn.
+    #[error("frame {number} {reason}")]
+    Frame {
+        /// The frame's number in its channel.
+        number: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A wall node cannot go on.
+    #[error("wall node {node}: {reason}")]
+    Node {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused a call for good (a bad token, an unknown channel).
+    #[error("server answered {code}: {message}")]
+    Server {
+        /// The gRPC status code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A wall file that cannot be used.
+    #[error("wall {wall}: {field} {reason}")]
+    Wall {
+        /// The wall's name (or its file).
+        wall: String,
+        /// The field at fault.
+        field: String,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+    /// A viewport that is empty or not inside its canvas.
+    #[error(
+        "viewport {}×{} px at ({}, {}) does not fit inside the {width}×{height} px canvas",
+        viewport.width, viewport.height, viewport.x, viewport.y
+    )]
+    Viewport {
+        /// The viewport asked for.
+        viewport: crate::PixelRect,
+        /// Canvas width.
+        width: u32,
+        /// Canvas height.
+        height: u32,
+    },
     /// The canvas leaves no room for a map.
     #[error(
         "canvas {width}×{height} px is too small: the map would be {map_width}×{map_height} px, \

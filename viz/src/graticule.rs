@@ -47,7 +47,7 @@ impl GraticuleLayer {
             }
         }
         let width = line_width(view.layout.scale);
-        let mut lines = Coverage::new(overlay.width, overlay.height, view.layout.map);
+        let mut lines = overlay.coverage(view.layout.map);
         let trace = |lines: &mut Coverage, points: &[(f64, f64)]| {
             for pair in points.windows(2) {
                 lines.geo_line(view, pair[0], pair[1], width);

@@ -36,6 +36,24 @@ impl RgbaImage {
         })
     }
 
+    /// The pixels inside `rect`; fails when `rect` is not inside the image.
+    pub fn crop(&self, rect: crate::PixelRect) -> Result<RgbaImage, VizError> {
+        if rect.right() > self.width || rect.bottom() > self.height {
+            return Err(VizError::Viewport {
+                viewport: rect,
+                width: self.width,
+                height: self.height,
+            });
+        }
+        let row_bytes = rect.width as usize * 4;
+        let mut pixels = Vec::with_capacity(row_bytes * rect.height as usize);
+        for y in rect.y..rect.bottom() {
+            let start = (y as usize * self.width as usize + rect.x as usize) * 4;
+            pixels.extend_from_slice(&self.pixels[start..start + row_bytes]);
+        }
+        RgbaImage::new(rect.width, rect.height, pixels)
+    }
+
     /// The RGBA of pixel (x, y), (0, 0) being the top-left corner.
     ///
     /// # Panics

@@ -75,7 +75,7 @@ impl LandMask {
 
     /// Paints `rgba` over every map pixel whose centre is on land.
     pub(crate) fn draw(&self, view: &MapView, overlay: &mut Overlay, rgba: [u8; 4]) {
-        let m = view.layout.map;
+        let m = overlay.window.intersection(&view.layout.map);
         for y in m.y..m.bottom() {
             for x in m.x..m.right() {
                 if let Some((lon, lat)) = view.pixel_to_lonlat(x, y)

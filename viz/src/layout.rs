@@ -31,6 +31,29 @@ impl PixelRect {
         x >= self.x && x < self.right() && y >= self.y && y < self.bottom()
     }
 
+    /// The pixels inside both rectangles (empty, at `self`'s corner, when they do not meet).
+    pub fn intersection(&self, other: &PixelRect) -> PixelRect {
+        let (x0, y0) = (self.x.max(other.x), self.y.max(other.y));
+        let (x1, y1) = (
+            self.right().min(other.right()),
+            self.bottom().min(other.bottom()),
+        );
+        if x1 <= x0 || y1 <= y0 {
+            return PixelRect {
+                x: self.x,
+                y: self.y,
+                width: 0,
+                height: 0,
+            };
+        }
+        PixelRect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        }
+    }
+
     /// As `[x, y, width, height]` in floats, for the shader.
     pub(crate) fn as_f32(&self) -> [f32; 4] {
         [
@@ -189,6 +212,16 @@ fn compute(canvas: Canvas, aspect: u32) -> Layout {
 }
 
 impl Layout {
+    /// The whole canvas as a rectangle.
+    pub fn full(&self) -> PixelRect {
+        PixelRect {
+            x: 0,
+            y: 0,
+            width: self.canvas.width_px,
+            height: self.canvas.height_px,
+        }
+    }
+
     /// The map pixel that shows (`lon`, `lat`) in degrees on the default map (equirectangular,
     /// central longitude 180; for other projections use [`MapView`](crate::MapView)); longitude
     /// wraps (−90 is 270), latitude must lie in −90..=90. `None` for latitudes outside that or

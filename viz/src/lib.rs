@@ -34,12 +34,14 @@ mod coastline;
 mod colormap;
 #[rustfmt::skip]
 mod colormap_tables;
+mod compose;
 mod contour;
 mod error;
 mod graticule;
 mod image;
 mod land;
 mod layout;
+mod node;
 mod objects;
 mod overlay;
 mod projection;
@@ -49,17 +51,22 @@ mod sample;
 mod scene;
 mod text;
 mod vectors;
+mod wall;
 
 pub use coastline::{
     COASTLINE_DIR_ENV, COASTLINE_INSTALL_COMMAND, CoastlineResolution, Coastlines,
     default_coastline_dir,
 };
 pub use colormap::colormap_rgb;
+pub use compose::{frame_scene, resolve_ranges};
 pub use contour::{ContourLayer, contour_segments};
 pub use error::VizError;
 pub use graticule::GraticuleLayer;
 pub use image::RgbaImage;
 pub use layout::{Layout, PixelRect, layout, try_layout};
+pub use node::{
+    MAX_FRAME_MESSAGE_BYTES, NodeConfig, NodeSummary, PRESENT_LOG, Presented, run_node,
+};
 pub use objects::{ObjectLayer, object_rgb};
 pub use projection::{MapView, Pole, Projection};
 pub use range::{AutoRange, percentile};
@@ -67,6 +74,7 @@ pub use renderer::Renderer;
 pub use scene::{CoastlineLayer, Layer, Scene};
 pub use text::{Tick, colorbar_ticks, format_time_line, format_title};
 pub use vectors::{VectorLayer, arrow_anchors};
+pub use wall::{MAX_WALL_SIDE_PX, NodeSpec, WallSpec};
 
 use isotach_core::Colormap;
 

@@ -2,11 +2,11 @@
 
 use isotach_core::Field;
 
-use crate::VizError;
 use crate::contour::check_field_shape;
 use crate::overlay::{Overlay, line_width};
 use crate::projection::MapView;
 use crate::sample::nearest;
+use crate::{PixelRect, VizError};
 
 /// Draws the objects of an id field: cells with id 0 (or missing) are no object; every other id
 /// is one object, filled in its own colour ([`object_rgb`]) and outlined.
@@ -33,12 +33,25 @@ impl<'a> ObjectLayer<'a> {
     pub(crate) fn draw(&self, view: &MapView, overlay: &mut Overlay) -> Result<(), VizError> {
         check_field_shape("objects", self.ids)?;
         let m = view.layout.map;
-        let (w, h) = (m.width as usize, m.height as usize);
-        // The id under every map pixel centre (0 off the globe/disc and outside the grid).
+        let width = line_width(view.layout.scale);
+        // Only the window's pixels are drawn; an outline needs the ids `width` pixels around them.
+        let shown = overlay.window.intersection(&m);
+        if shown.width == 0 {
+            return Ok(());
+        }
+        let r = PixelRect {
+            x: shown.x.saturating_sub(width),
+            y: shown.y.saturating_sub(width),
+            width: shown.width + 2 * width,
+            height: shown.height + 2 * width,
+        }
+        .intersection(&m);
+        let (w, h) = (r.width as usize, r.height as usize);
+        // The id under every pixel centre of `r` (0 off the globe/disc and outside the grid).
         let mut ids = vec![0i64; w * h];
         for row in 0..h {
             for col in 0..w {
-                let (x, y) = (m.x + col as u32, m.y + row as u32);
+                let (x, y) = (r.x + col as u32, r.y + row as u32);
                 if let Some((lon, lat)) = view.pixel_to_lonlat(x, y)
                     && let Some(v) = nearest(self.ids, lon, lat)
                     && v.is_finite()
@@ -47,22 +60,24 @@ impl<'a> ObjectLayer<'a> {
                 }
             }
         }
-        let width = line_width(view.layout.scale) as usize;
-        let id_at = |col: usize, row: usize| ids[row * w + col];
-        for row in 0..h {
-            for col in 0..w {
-                let id = id_at(col, row);
-                if id == 0 {
+        // The id at canvas pixel (x, y); `None` off the map, where every object ends.
+        let id_at = |x: i64, y: i64| -> Option<i64> {
+            let (col, row) = (x - i64::from(r.x), y - i64::from(r.y));
+            (x >= 0 && y >= 0 && m.contains(x as u32, y as u32))
+                .then(|| ids[row as usize * w + col as usize])
+        };
+        for y in shown.y..shown.bottom() {
+            for x in shown.x..shown.right() {
+                let (xi, yi) = (i64::from(x), i64::from(y));
+                let Some(id) = id_at(xi, yi).filter(|&id| id != 0) else {
                     continue;
-                }
-                let (x, y) = (m.x + col as u32, m.y + row as u32);
+                };
                 // An edge pixel has a pixel of another id within the line width (4-neighbours).
                 let edge = self.outline_rgba.is_some()
-                    && (1..=width).any(|k| {
-                        (col < k || id_at(col - k, row) != id)
-                            || (col + k >= w || id_at(col + k, row) != id)
-                            || (row < k || id_at(col, row - k) != id)
-                            || (row + k >= h || id_at(col, row + k) != id)
+                    && (1..=i64::from(width)).any(|k| {
+                        [(xi - k, yi), (xi + k, yi), (xi, yi - k), (xi, yi + k)]
+                            .into_iter()
+                            .any(|(nx, ny)| id_at(nx, ny) != Some(id))
                     });
                 match (edge, self.outline_rgba) {
                     (true, Some(rgba)) => overlay.blend(x, y, rgba),

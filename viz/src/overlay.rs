@@ -5,28 +5,30 @@ use crate::PixelRect;
 use crate::projection::MapView;
 use crate::text::{glyph, text_width};
 
-/// A canvas-sized RGBA8 image with straight (not premultiplied) alpha; fully transparent when new.
+/// The part `window` of the canvas as an RGBA8 image with straight (not premultiplied) alpha;
+/// fully transparent when new. Layers draw in canvas coordinates; what falls outside the window is
+/// dropped, so a wall tile pays only for its own viewport.
 pub(crate) struct Overlay {
-    pub(crate) width: u32,
-    pub(crate) height: u32,
+    pub(crate) window: PixelRect,
     pub(crate) rgba: Vec<u8>,
 }
 
 impl Overlay {
-    pub(crate) fn new(width: u32, height: u32) -> Self {
+    /// An overlay covering the canvas part `window`.
+    pub(crate) fn new(window: PixelRect) -> Self {
         Self {
-            width,
-            height,
-            rgba: vec![0; width as usize * height as usize * 4],
+            window,
+            rgba: vec![0; window.width as usize * window.height as usize * 4],
         }
     }
 
-    /// Paints `src` over pixel (x, y) ("over" compositing in straight alpha).
+    /// Paints `src` over canvas pixel (x, y) ("over" compositing in straight alpha).
     pub(crate) fn blend(&mut self, x: u32, y: u32, src: [u8; 4]) {
-        if x >= self.width || y >= self.height || src[3] == 0 {
+        if !self.window.contains(x, y) || src[3] == 0 {
             return;
         }
-        let i = (y as usize * self.width as usize + x as usize) * 4;
+        let w = self.window;
+        let i = ((y - w.y) as usize * w.width as usize + (x - w.x) as usize) * 4;
         let dst = &mut self.rgba[i..i + 4];
         if src[3] == 255 || dst[3] == 0 {
             dst.copy_from_slice(&src);
@@ -42,22 +44,29 @@ impl Overlay {
         dst[3] = (out_a * 255.0).round().clamp(0.0, 255.0) as u8;
     }
 
+    /// An empty coverage for lines clipped to `clip` (canvas coordinates) and to this window.
+    pub(crate) fn coverage(&self, clip: PixelRect) -> Coverage {
+        Coverage::new(self.window.intersection(&clip))
+    }
+
     /// Paints `rgba` wherever `coverage` is set.
     pub(crate) fn blend_coverage(&mut self, coverage: &Coverage, rgba: [u8; 4]) {
+        let area = coverage.area;
         for (i, &set) in coverage.set.iter().enumerate() {
             if set {
-                let (x, y) = (i as u32 % self.width, i as u32 / self.width);
-                self.blend(x, y, rgba);
+                let (x, y) = (i as u32 % area.width, i as u32 / area.width);
+                self.blend(area.x + x, area.y + y, rgba);
             }
         }
     }
 
     /// Fills a rectangle (clipped to the overlay) with `rgba`.
     pub(crate) fn fill_rect(&mut self, x: i64, y: i64, w: i64, h: i64, rgba: [u8; 4]) {
-        let x0 = x.clamp(0, i64::from(self.width)) as u32;
-        let x1 = (x + w).clamp(0, i64::from(self.width)) as u32;
-        let y0 = y.clamp(0, i64::from(self.height)) as u32;
-        let y1 = (y + h).clamp(0, i64::from(self.height)) as u32;
+        let win = self.window;
+        let x0 = x.clamp(i64::from(win.x), i64::from(win.right())) as u32;
+        let x1 = (x + w).clamp(i64::from(win.x), i64::from(win.right())) as u32;
+        let y0 = y.clamp(i64::from(win.y), i64::from(win.bottom())) as u32;
+        let y1 = (y + h).clamp(i64::from(win.y), i64::from(win.bottom())) as u32;
         for yy in y0..y1 {
             for xx in x0..x1 {
                 self.blend(xx, yy, rgba);
@@ -106,41 +115,40 @@ impl Overlay {
 }
 
 /// Which pixels a layer's lines touch, so each pixel is painted once even where lines cross
-/// (a translucent colour would otherwise darken at every crossing). Drawing is clipped to `clip`.
+/// (a translucent colour would otherwise darken at every crossing). Only pixels inside `area` (the
+/// layer's clip rectangle within the overlay's window, canvas coordinates) are kept.
 pub(crate) struct Coverage {
-    width: u32,
-    clip: PixelRect,
+    area: PixelRect,
     pub(crate) set: Vec<bool>,
 }
 
 impl Coverage {
-    pub(crate) fn new(width: u32, height: u32, clip: PixelRect) -> Self {
+    fn new(area: PixelRect) -> Self {
         Self {
-            width,
-            clip,
-            set: vec![false; width as usize * height as usize],
+            area,
+            set: vec![false; area.width as usize * area.height as usize],
         }
     }
 
-    /// Marks pixel (x, y) when it lies inside the clip rectangle.
+    /// Marks canvas pixel (x, y) when it lies inside the area.
     pub(crate) fn mark(&mut self, x: i64, y: i64) {
-        let c = self.clip;
-        if x >= i64::from(c.x)
-            && x < i64::from(c.right())
-            && y >= i64::from(c.y)
-            && y < i64::from(c.bottom())
+        let a = self.area;
+        if x >= i64::from(a.x)
+            && x < i64::from(a.right())
+            && y >= i64::from(a.y)
+            && y < i64::from(a.bottom())
         {
-            self.set[y as usize * self.width as usize + x as usize] = true;
+            let (col, row) = ((x - i64::from(a.x)) as usize, (y - i64::from(a.y)) as usize);
+            self.set[row * a.width as usize + col] = true;
         }
     }
 
-    /// True when pixel (x, y) is marked.
+    /// True when canvas pixel (x, y) is marked.
     #[cfg(test)]
     pub(crate) fn is_set(&self, x: u32, y: u32) -> bool {
-        self.set
-            .get(y as usize * self.width as usize + x as usize)
-            .copied()
-            .unwrap_or(false)
+        self.area.contains(x, y)
+            && self.set
+                [(y - self.area.y) as usize * self.area.width as usize + (x - self.area.x) as usize]
     }
 
     /// A straight line between canvas coordinates `a` and `b`, `width` pixels thick (a square
@@ -191,7 +199,12 @@ mod tests {
 
     #[test]
     fn over_compositing() {
-        let mut o = Overlay::new(2, 1);
+        let mut o = Overlay::new(PixelRect {
+            x: 0,
+            y: 0,
+            width: 2,
+            height: 1,
+        });
         o.blend(0, 0, [255, 0, 0, 128]);
         assert_eq!(&o.rgba[0..4], &[255, 0, 0, 128]);
         o.blend(0, 0, [0, 0, 255, 128]);
@@ -210,12 +223,31 @@ mod tests {
             width: 10,
             height: 10,
         };
-        let mut c = Coverage::new(20, 20, clip);
+        let canvas = |w| {
+            Overlay::new(PixelRect {
+                x: 0,
+                y: 0,
+                width: w,
+                height: 20,
+            })
+        };
+        let mut c = canvas(20).coverage(clip);
         c.line((0.5, 5.5), (19.5, 5.5), 1);
         assert!((2..12).all(|x| c.is_set(x, 5)));
         assert!(!c.is_set(1, 5) && !c.is_set(12, 5) && !c.is_set(5, 4));
-        let mut c = Coverage::new(20, 20, clip);
+        let mut c = canvas(20).coverage(clip);
         c.line((2.5, 2.5), (11.5, 11.5), 1);
         assert!((2..12).all(|i| c.is_set(i, i)));
+        // A window offset into the canvas keeps the same pixels, in canvas coordinates.
+        let window = Overlay::new(PixelRect {
+            x: 5,
+            y: 0,
+            width: 15,
+            height: 20,
+        });
+        let mut c = window.coverage(clip);
+        c.line((0.5, 5.5), (19.5, 5.5), 1);
+        assert!((5..12).all(|x| c.is_set(x, 5)));
+        assert!(!c.is_set(4, 5) && !c.is_set(12, 5));
     }
 }

@@ -11,7 +11,7 @@ use crate::projection::MapView;
 use crate::range::color_range;
 use crate::scene::Scene;
 use crate::text::{Annotations, build_mask, format_time_line, format_title};
-use crate::{Canvas, RgbaImage, ScalarStyle, VizError};
+use crate::{Canvas, PixelRect, RgbaImage, ScalarStyle, VizError};
 
 /// Colour of text, frame and ticks.
 const INK_RGBA: [u8; 4] = [32, 32, 32, 255];
@@ -36,14 +36,17 @@ struct Params {
     proj: [f32; 4],
     /// Projection kind, unused ×3.
     proj_kind: [u32; 4],
+    /// Canvas position of the target's top-left pixel (x, y), unused ×2.
+    origin: [f32; 4],
 }
 
 fn rgba_f32(c: [u8; 4]) -> [f32; 4] {
     c.map(|v| f32::from(v) / 255.0)
 }
 
-/// Textures and buffers sized by the canvas.
+/// Textures and buffers sized by the viewport.
 struct FrameTargets {
+    /// Width and height of the viewport drawn.
     canvas: Canvas,
     target: wgpu::Texture,
     target_view: wgpu::TextureView,
@@ -57,8 +60,8 @@ struct FrameTargets {
     overlay_blank: bool,
     readback: wgpu::Buffer,
     padded_bytes_per_row: u32,
-    /// What the mask now holds; `None` until first written.
-    mask_notes: Option<Annotations>,
+    /// What the mask now holds (annotations and the canvas part); `None` until first written.
+    mask_notes: Option<(Annotations, PixelRect)>,
 }
 
 /// The field texture, sized by the grid.
@@ -345,13 +348,43 @@ impl Renderer {
         scene: &Scene<'_>,
         canvas: Canvas,
     ) -> Result<RgbaImage, VizError> {
+        let whole = PixelRect {
+            x: 0,
+            y: 0,
+            width: canvas.width_px,
+            height: canvas.height_px,
+        };
+        self.render_viewport(scene, canvas, whole)
+    }
+
+    /// Renders the part `viewport` of `scene` laid out on `canvas`: the image is the viewport's
+    /// size, and its pixels equal that rectangle of [`render_scene`](Self::render_scene) on the
+    /// whole canvas. Only the viewport is rasterised and drawn, so a wall tile costs its own size
+    /// whatever the wall's; the canvas itself may exceed the adapter's texture limit.
+    pub fn render_viewport(
+        &mut self,
+        scene: &Scene<'_>,
+        canvas: Canvas,
+        viewport: PixelRect,
+    ) -> Result<RgbaImage, VizError> {
         let field = scene.field;
         let style = &scene.style;
         // Check everything on the CPU first, so wgpu only ever sees valid requests.
-        if canvas.width_px > self.max_texture || canvas.height_px > self.max_texture {
-            return Err(VizError::CanvasTooLarge {
+        if viewport.width == 0
+            || viewport.height == 0
+            || viewport.right() > canvas.width_px
+            || viewport.bottom() > canvas.height_px
+        {
+            return Err(VizError::Viewport {
+                viewport,
                 width: canvas.width_px,
                 height: canvas.height_px,
+            });
+        }
+        if viewport.width > self.max_texture || viewport.height > self.max_texture {
+            return Err(VizError::CanvasTooLarge {
+                width: viewport.width,
+                height: viewport.height,
                 max: self.max_texture,
             });
         }
@@ -369,16 +402,24 @@ impl Renderer {
         let overlay = if scene.layers.is_empty() {
             None
         } else {
-            Some(scene.draw_layers(&view)?)
+            Some(scene.draw_layers(&view, viewport)?)
         };
 
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom_scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        self.ensure_frame(canvas);
+        self.ensure_frame(Canvas::new(viewport.width, viewport.height));
         let (nlat, nlon) = field.grid.shape();
         self.ensure_field(nlon as u32, nlat as u32);
         self.ensure_lut(style.colormap);
-        self.upload(field, &notes, &view, &grid, [lo, hi], style.nan_rgba);
+        self.upload(
+            field,
+            &notes,
+            &view,
+            viewport,
+            &grid,
+            [lo, hi],
+            style.nan_rgba,
+        );
         self.upload_overlay(overlay.as_ref());
         let result = self.draw_and_read();
         if let Some(e) = pollster::block_on(oom_scope.pop()) {
@@ -559,11 +600,13 @@ impl Renderer {
     }
 
     /// Writes the field values, the mask (when its content changed) and the uniforms.
+    #[allow(clippy::too_many_arguments)]
     fn upload(
         &mut self,
         field: &Field,
         notes: &Annotations,
         view: &MapView,
+        viewport: PixelRect,
         grid: &GridParams,
         [lo, hi]: [f32; 2],
         nan_rgba: [u8; 4],
@@ -590,9 +633,12 @@ impl Renderer {
             );
         }
         if let Some(frame) = &mut self.frame
-            && frame.mask_notes.as_ref() != Some(notes)
+            && frame
+                .mask_notes
+                .as_ref()
+                .is_none_or(|(n, v)| n != notes || *v != viewport)
         {
-            let mask = build_mask(&view.layout, notes);
+            let mask = build_mask(&view.layout, notes, viewport);
             self.queue.write_texture(
                 wgpu::TexelCopyTextureInfo {
                     texture: &frame.mask,
@@ -612,7 +658,7 @@ impl Renderer {
                     depth_or_array_layers: 1,
                 },
             );
-            frame.mask_notes = Some(notes.clone());
+            frame.mask_notes = Some((notes.clone(), viewport));
         }
         let layout: &Layout = &view.layout;
         let (proj_kind, proj) = view.projection.shader_params();
@@ -632,6 +678,7 @@ impl Renderer {
             bg_rgba: rgba_f32(BACKGROUND_RGBA),
             proj,
             proj_kind: [proj_kind, 0, 0, 0],
+            origin: [viewport.x as f32, viewport.y as f32, 0.0, 0.0],
         };
         self.queue
             .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&params));

@@ -9,7 +9,7 @@ use crate::objects::ObjectLayer;
 use crate::overlay::Overlay;
 use crate::projection::{MapView, Projection};
 use crate::vectors::VectorLayer;
-use crate::{ScalarStyle, VizError};
+use crate::{PixelRect, ScalarStyle, VizError};
 
 /// Shorelines drawn as lines.
 #[derive(Debug, Clone)]
@@ -87,10 +87,13 @@ impl<'a> Scene<'a> {
         self
     }
 
-    /// Rasterises the layers, in order, into a canvas-sized overlay.
-    pub(crate) fn draw_layers(&self, view: &MapView) -> Result<Overlay, VizError> {
-        let canvas = view.layout.canvas;
-        let mut overlay = Overlay::new(canvas.width_px, canvas.height_px);
+    /// Rasterises the layers, in order, into an overlay of the canvas part `window`.
+    pub(crate) fn draw_layers(
+        &self,
+        view: &MapView,
+        window: PixelRect,
+    ) -> Result<Overlay, VizError> {
+        let mut overlay = Overlay::new(window);
         for layer in &self.layers {
             match layer {
                 Layer::Contours(l) => l.draw(view, &mut overlay)?,

@@ -21,6 +21,8 @@ struct Params {
     proj: vec4<f32>,
     // Projection kind (0 equirectangular, 1 orthographic, 2 polar north, 3 polar south), unused ×3.
     proj_kind: vec4<u32>,
+    // Canvas position of the target's top-left pixel (a wall tile's viewport), unused ×2.
+    origin: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -148,8 +150,9 @@ fn inside(p: vec2<f32>, rect: vec4<f32>) -> bool {
 
 @fragment
 fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
-    // pos.xy is the pixel centre, (x + 0.5, y + 0.5), y down.
-    let p = pos.xy;
+    // pos.xy is the pixel centre in the target, (x + 0.5, y + 0.5), y down; p is on the canvas.
+    let t = vec2<i32>(pos.xy);
+    let p = pos.xy + params.origin.xy;
     var base = params.bg_rgba;
     let mr = params.map_rect;
     let br = params.bar_rect;
@@ -166,8 +169,8 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
     } else if (inside(p, br)) {
         base = lut((p.x - br.x) / br.z);
     }
-    let layers = textureLoad(overlay_tex, vec2<i32>(p), 0);
+    let layers = textureLoad(overlay_tex, t, 0);
     base = mix(base, vec4<f32>(layers.rgb, base.a), layers.a);
-    let ink = textureLoad(mask_tex, vec2<i32>(p), 0).r;
+    let ink = textureLoad(mask_tex, t, 0).r;
     return mix(base, params.ink_rgba, ink);
 }

@@ -4,7 +4,7 @@
 use font8x8::legacy::{BASIC_LEGACY, LATIN_LEGACY};
 use isotach_core::Field;
 
-use crate::Layout;
+use crate::{Layout, PixelRect};
 
 /// The title line of `field`: `{long_name} ({variable}, {units})`, or `{long_name} ({variable})`
 /// when the field has no units.
@@ -125,30 +125,32 @@ pub(crate) fn fit_text(text: &str, max_width: u32, scale: u32) -> String {
     out
 }
 
-/// A coverage mask the size of the canvas: 0 = background, 255 = ink.
+/// Ink coverage of the canvas part `window`: 0 = background, 255 = ink. Drawing is in canvas
+/// coordinates; what falls outside the window is dropped.
 pub(crate) struct Mask {
-    width: u32,
-    height: u32,
+    window: PixelRect,
     pub(crate) data: Vec<u8>,
 }
 
 impl Mask {
-    pub(crate) fn new(width: u32, height: u32) -> Self {
+    pub(crate) fn new(window: PixelRect) -> Self {
         Self {
-            width,
-            height,
-            data: vec![0; width as usize * height as usize],
+            window,
+            data: vec![0; window.width as usize * window.height as usize],
         }
     }
 
-    /// Fills a rectangle, clipped to the mask.
+    /// Fills a rectangle (canvas coordinates), clipped to the window.
     pub(crate) fn fill(&mut self, x: i64, y: i64, w: i64, h: i64) {
-        let x0 = x.clamp(0, i64::from(self.width)) as usize;
-        let x1 = (x + w).clamp(0, i64::from(self.width)) as usize;
-        let y0 = y.clamp(0, i64::from(self.height)) as usize;
-        let y1 = (y + h).clamp(0, i64::from(self.height)) as usize;
+        let win = self.window;
+        let (left, right) = (i64::from(win.x), i64::from(win.right()));
+        let (top, bottom) = (i64::from(win.y), i64::from(win.bottom()));
+        let x0 = (x.clamp(left, right) - left) as usize;
+        let x1 = ((x + w).clamp(left, right) - left) as usize;
+        let y0 = (y.clamp(top, bottom) - top) as usize;
+        let y1 = ((y + h).clamp(top, bottom) - top) as usize;
         for row in y0..y1 {
-            let start = row * self.width as usize;
+            let start = row * win.width as usize;
             self.data[start + x0..start + x1].fill(255);
         }
     }
@@ -233,11 +235,11 @@ pub(crate) fn fitting_ticks(layout: &Layout, lo: f64, hi: f64) -> Vec<(u32, Tick
     fallback
 }
 
-/// Rasterises the frame's ink for `layout`.
-pub(crate) fn build_mask(layout: &Layout, notes: &Annotations) -> Mask {
+/// Rasterises the frame's ink for `layout`, the part inside `window`.
+pub(crate) fn build_mask(layout: &Layout, notes: &Annotations, window: PixelRect) -> Mask {
     let s = layout.scale;
     let si = i64::from(s);
-    let mut mask = Mask::new(layout.canvas.width_px, layout.canvas.height_px);
+    let mut mask = Mask::new(window);
 
     // The title at twice the label size; smaller (down to 1×) before it is shortened, sitting
     // on the bottom of its band.
@@ -378,7 +380,7 @@ mod tests {
             hi: 1.0,
             disc: false,
         };
-        let mask = build_mask(&l, &notes);
+        let mask = build_mask(&l, &notes, l.full());
         let at = |x: u32, y: u32| mask.data[(y * 640 + x) as usize];
         // The frame runs one pixel outside the map; the map itself is clear.
         assert_eq!(at(l.map.x - 1, l.map.y + 10), 255);

@@ -4,7 +4,7 @@ use isotach_core::Field;
 
 use crate::VizError;
 use crate::contour::check_field_shape;
-use crate::overlay::{Coverage, Overlay, line_width};
+use crate::overlay::{Overlay, line_width};
 use crate::projection::MapView;
 use crate::sample::bilinear;
 
@@ -96,7 +96,7 @@ impl<'a> VectorLayer<'a> {
         let scale = view.layout.scale;
         let width = line_width(scale);
         let full = 0.9 * f64::from(self.spacing_px);
-        let mut ink = Coverage::new(overlay.width, overlay.height, view.layout.map);
+        let mut ink = overlay.coverage(view.layout.map);
         for (c, d, speed) in arrows {
             let length = full * (speed / reference).min(1.0);
             if length < 2.0 {

@@ -108,7 +108,7 @@ pub(crate) fn demo(args: &DemoArgs) -> Result<()> {
     let out = args.out.parent().unwrap_or_else(|| Path::new("."));
     for sink in &mut spec.sinks {
         match sink {
-            SinkSpec::Frames(frames) => frames.path = args.out.display().to_string(),
+            SinkSpec::Frames(frames) => frames.path = Some(args.out.display().to_string()),
             SinkSpec::Zarr(zarr) => {
                 zarr.path = out.join("fields.zarr").display().to_string();
                 crate::prepare_output(Path::new(&zarr.path), true)?;

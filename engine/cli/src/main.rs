@@ -3,7 +3,8 @@
 //! `generate` writes the synthetic atmosphere, `inspect` describes a store, `run` executes a
 //! pipeline spec in-process, and `demo` runs the standard pipeline on an embedded default dataset.
 //! `serve` runs the gRPC job service; `submit`, `jobs`, `watch` and `cancel` are its clients.
-//! `worker` serves ONNX models over the Open Inference Protocol for `infer` steps.
+//! `worker` serves ONNX models over the Open Inference Protocol for `infer` steps. `wall` runs a
+//! display-wall node on a channel of `serve`, and `replay` plays case studies onto channels.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use isotach_connectors::StoreOptions;
 mod demo;
 mod run;
 mod service;
+mod wall;
 mod worker;
 
 #[derive(Parser)]
@@ -52,6 +54,11 @@ enum Command {
     Cancel(service::CancelArgs),
     /// Serve ONNX models over the Open Inference Protocol (KServe v2 gRPC), with dynamic batching.
     Worker(worker::WorkerArgs),
+    /// Drive tiles of a display wall: draw a channel's frames, present in lock-step with the
+    /// other nodes.
+    Wall(wall::WallArgs),
+    /// Replay a case study on a display channel: start, pause, play, seek, speed, loop, stop.
+    Replay(wall::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,6 +105,8 @@ fn main() -> Result<()> {
         Command::Watch(args) => service::watch(&args),
         Command::Cancel(args) => service::cancel(&args),
         Command::Worker(args) => worker::worker(&args),
+        Command::Wall(args) => wall::wall(&args),
+        Command::Replay(args) => wall::replay(&args),
     }
 }
 

@@ -126,7 +126,9 @@ pub(crate) fn print_outcome(spec: &PipelineSpec, outcome: &Outcome) {
     for sink in &spec.sinks {
         match sink {
             SinkSpec::Frames(frames) => {
-                println!("frames written to {}", Path::new(&frames.path).display())
+                if let Some(path) = &frames.path {
+                    println!("frames written to {}", Path::new(path).display());
+                }
             }
             SinkSpec::Zarr(zarr) => println!("zarr store written to {}", zarr.path),
             SinkSpec::Catalog(catalog) if outcome.lead => {

@@ -29,10 +29,10 @@ pub(crate) struct ServeArgs {
 pub(crate) struct ServerArgs {
     /// The job server's URL.
     #[arg(long, env = "ISOTACH_SERVER", default_value = "http://127.0.0.1:50051")]
-    server: String,
+    pub(crate) server: String,
     /// Bearer token (one of the server config's `[[token]]` secrets).
     #[arg(long, env = "ISOTACH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -13,6 +13,7 @@ pub mod column;
 mod error;
 pub mod expr;
 mod field;
+mod frame;
 mod grid;
 mod spec;
 mod tile;
@@ -22,12 +23,13 @@ pub mod units;
 pub use colormap::Colormap;
 pub use error::{Result, SpecError};
 pub use field::Field;
+pub use frame::Frame;
 pub use grid::{GridSelection, LatLonGrid};
 pub use spec::{
     ArCriterionSpec, CatalogSink, ClimatologyPeriod, ClimatologyStore, DatasetInfo, FramesSink,
     InferDefaults, LayerSpec, LayerStyle, MAX_CANVAS_PIXELS, MAX_INFER_BATCH, MAX_INFER_PATCH,
     PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec, TimeRange,
-    ValidatedPipeline, VariableInfo, VerticalAxis, ZarrSink,
+    ValidatedPipeline, VariableInfo, VerticalAxis, ZarrSink, valid_channel_name,
 };
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
 pub use time::{Calendar, CfTimeUnits, TimeAxis};

@@ -537,8 +537,13 @@ pub struct CatalogSink {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FramesSink {
-    /// Folder the PNGs are written to (created if missing).
-    pub path: String,
+    /// Folder the PNGs are written to (created if missing); unset: no PNGs (a wall-only sink).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Display channel the frames are published on (`isotach serve`'s `FrameService`), for wall
+    /// nodes and viewers subscribed to it; unset: only the job's own channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Canvas width in pixels (default 1280).
     #[serde(default = "default_width_px")]
     pub width_px: u32,
@@ -1447,14 +1452,40 @@ fn select_time(range: TimeRange, dataset: &DatasetInfo) -> Result<Range<usize>, 
     Ok(selected)
 }
 
+/// True for a display channel name: 1 to 64 ASCII letters, digits, `-`, `_` or `.`.
+pub fn valid_channel_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 fn validate_frames(
     i: usize,
     frames: &FramesSink,
     units: &BTreeMap<String, String>,
 ) -> Result<(), SpecError> {
     let field = |name: &str| format!("sink[{i}].{name}");
-    if frames.path.trim().is_empty() {
-        return Err(SpecError::invalid(field("path"), "is empty"));
+    match (&frames.path, &frames.channel) {
+        (None, None) => {
+            return Err(SpecError::invalid(
+                field("path"),
+                "is missing, and so is channel: a frames sink writes PNGs to a folder (path), \
+                 publishes to a display channel (channel), or both",
+            ));
+        }
+        (Some(path), _) if path.trim().is_empty() => {
+            return Err(SpecError::invalid(field("path"), "is empty"));
+        }
+        (_, Some(channel)) if !valid_channel_name(channel) => {
+            return Err(SpecError::invalid(
+                field("channel"),
+                format!(
+                    "{channel:?} is not a channel name: 1 to 64 letters, digits, '-', '_' or '.'"
+                ),
+            ));
+        }
+        _ => {}
     }
     for (name, px) in [
         ("width_px", frames.width_px),

@@ -1,14 +1,17 @@
 //! A `JobService` client on core and service types, for `isotach submit`, `jobs`, `cancel` and
-//! `watch`: callers never see wire types.
+//! `watch`, and a `ReplayControl` client for `isotach replay`: callers never see wire types.
 
 use isotach_core::PipelineSpec;
 use isotach_proto::v1;
 use isotach_proto::v1::job_service_client::JobServiceClient;
+use isotach_proto::v1::replay_control_client::ReplayControlClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::display::replay_from_wire;
+use crate::replay::{ReplayChange, ReplayStatus};
 use crate::store::{JobEventRecord, JobState};
 use crate::wire::{JobSummary, event_from_wire, job_from_wire, state_to_wire};
 
@@ -193,5 +196,92 @@ impl JobClient {
             Ok(event) => event_from_wire(event).map(Ok),
             Err(status) => Some(Err(status.into())),
         }))
+    }
+}
+
+/// A connection to a server's `ReplayControl`.
+pub struct ReplayClient {
+    inner: ReplayControlClient<InterceptedService<Channel, BearerToken>>,
+}
+
+impl ReplayClient {
+    /// Connects to `url` (`http://host:port`), sending `token` with every call.
+    pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let token = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| ClientError::BadToken)?;
+        let channel = Channel::from_shared(url.to_owned())
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.to_owned(),
+                message: std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
+            })?;
+        Ok(Self {
+            inner: ReplayControlClient::with_interceptor(channel, BearerToken(token)),
+        })
+    }
+
+    /// Starts replaying `spec` at `steps_per_second`.
+    pub async fn start(
+        &mut self,
+        spec: &PipelineSpec,
+        steps_per_second: f64,
+        looping: bool,
+        paused: bool,
+    ) -> Result<ReplayStatus, ClientError> {
+        let request = v1::StartReplayRequest {
+            spec: Some(v1::PipelineSpec::from(spec)),
+            steps_per_second: Some(steps_per_second),
+            r#loop: looping,
+            paused,
+        };
+        Ok(replay_from_wire(
+            self.inner.start(request).await?.into_inner(),
+        ))
+    }
+
+    /// Changes a replay.
+    pub async fn control(
+        &mut self,
+        id: &str,
+        change: &ReplayChange,
+    ) -> Result<ReplayStatus, ClientError> {
+        let request = v1::ReplayCommand {
+            replay_id: id.to_owned(),
+            paused: change.paused,
+            seek: change.seek,
+            steps_per_second: change.steps_per_second,
+            r#loop: change.looping,
+        };
+        Ok(replay_from_wire(
+            self.inner.control(request).await?.into_inner(),
+        ))
+    }
+
+    /// A replay's state.
+    pub async fn get(&mut self, id: &str) -> Result<ReplayStatus, ClientError> {
+        let request = v1::GetReplayRequest {
+            replay_id: id.to_owned(),
+        };
+        Ok(replay_from_wire(
+            self.inner.get(request).await?.into_inner(),
+        ))
+    }
+
+    /// Stops a replay.
+    pub async fn stop(&mut self, id: &str) -> Result<ReplayStatus, ClientError> {
+        let request = v1::GetReplayRequest {
+            replay_id: id.to_owned(),
+        };
+        Ok(replay_from_wire(
+            self.inner.stop(request).await?.into_inner(),
+        ))
     }
 }

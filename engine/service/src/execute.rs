@@ -9,15 +9,14 @@ use chrono::{DateTime, Utc};
 use isotach_connectors::{
     ConnectorError, FieldStoreLayout, Source, StoreOptions, ZarrFieldSink, open_source, write_table,
 };
-use isotach_core::LayerStyle;
 use isotach_core::{
-    Field, FramesSink, PipelineSpec, SinkSpec, SpecError, ValidatedPipeline, ZarrSink,
+    Field, Frame, FramesSink, PipelineSpec, SinkSpec, SpecError, ValidatedPipeline, ZarrSink,
 };
 use isotach_engine::operators::catalog_table;
 use isotach_engine::{
     EngineError, RunConfig, RunReport, Timer, prepare_pipeline, run_prepared, stats_table,
 };
-use isotach_viz::{Canvas, Layer, ObjectLayer, Renderer, ScalarStyle, Scene, VizError};
+use isotach_viz::{Canvas, Renderer, VizError, frame_scene, resolve_ranges};
 use serde_json::{Map, json};
 
 /// Fields waiting between the dataflow and the sinks: a slow renderer slows the dataflow instead
@@ -76,6 +75,15 @@ pub enum ExecuteError {
     /// Cancelled through its [`CancelToken`].
     #[error("cancelled")]
     Cancelled,
+    /// A frames sink names a display channel where none exist.
+    #[error(
+        "frames sink channel {channel:?}: display channels exist only in `isotach serve`; submit \
+         the spec there, or give the sink a path and no channel to write PNGs"
+    )]
+    NoChannels {
+        /// The channel named.
+        channel: String,
+    },
 }
 
 impl ExecuteError {
@@ -128,24 +136,31 @@ pub enum ExecutionEvent {
         /// The step's instant.
         time: DateTime<Utc>,
     },
-    /// A frame was written.
+    /// A frame was written or published.
     FramePublished {
-        /// The frames sink's folder.
+        /// The display channel it went out on, or the PNG folder of a sink without one.
         channel: String,
         /// The step's index in the store.
         step: u64,
         /// The variable drawn.
         variable: String,
-        /// The PNG file.
-        path: PathBuf,
+        /// The PNG file, when the sink writes them.
+        path: Option<PathBuf>,
     },
 }
+
+/// Takes each completed frame of an execution's frames sinks (a server's display channels):
+/// called on the sink thread, in step order per sink; keep it quick.
+pub type FrameOutlet = Arc<dyn Fn(Frame) + Send + Sync>;
 
 /// How an execution reports what it does and learns that it should stop.
 #[derive(Clone, Default)]
 pub struct ExecutionControl {
     /// Called on the sink thread for every event, in order; keep it quick.
     pub on_event: Option<Arc<dyn Fn(ExecutionEvent) + Send + Sync>>,
+    /// Where frames go besides PNG folders; `None` (as in `isotach run`): frames sinks that
+    /// name a channel are refused before any work starts.
+    pub frames: Option<FrameOutlet>,
     /// Stops the execution: the sinks stop taking fields, the dataflow stops at its next delivery,
     /// and [`execute`] returns [`ExecuteError::Cancelled`].
     pub cancel: CancelToken,
@@ -209,18 +224,25 @@ pub fn execute(
         })
         .collect();
     for sink in &frames_sinks {
-        std::fs::create_dir_all(&sink.path).map_err(|source| ExecuteError::Io {
-            what: "creating frames folder",
-            path: sink.path.clone(),
-            source,
-        })?;
+        if let (Some(channel), None) = (&sink.channel, &control.frames) {
+            return Err(ExecuteError::NoChannels {
+                channel: channel.clone(),
+            });
+        }
+        if let Some(path) = &sink.path {
+            std::fs::create_dir_all(path).map_err(|source| ExecuteError::Io {
+                what: "creating frames folder",
+                path: path.clone(),
+                source,
+            })?;
+        }
     }
     let zarr_sinks = open_zarr_sinks(spec, &pipeline, source.describe(), lead)?;
     // The renderer is created before any data is read, so a machine without an adapter fails fast.
-    let renderer = if frames_sinks.is_empty() {
-        None
-    } else {
+    let renderer = if frames_sinks.iter().any(|sink| sink.path.is_some()) {
         Some(Renderer::new_headless()?)
+    } else {
+        None
     };
     let adapter = renderer
         .as_ref()
@@ -345,44 +367,49 @@ impl Sinks {
         for sink in self.zarr.iter_mut() {
             sink.write(field)?;
         }
-        let Some(renderer) = self.renderer.as_mut() else {
-            return Ok(());
-        };
         for composer in self.frames.iter_mut() {
-            let Some(layers) = composer.add(field) else {
+            let Some(fields) = composer.add(field) else {
                 continue;
             };
             let started = std::time::Instant::now();
             let sink = &composer.sink;
-            let base = &layers[0];
-            let style = ScalarStyle {
-                colormap: sink.layers[0].colormap,
-                range: sink.layers[0].range,
-                ..ScalarStyle::default()
-            };
-            let mut scene = Scene::new(base, style);
-            // The validator admits only object layers after the first.
-            for (spec, layer) in sink.layers.iter().zip(&layers).skip(1) {
-                if spec.style == LayerStyle::Objects {
-                    scene = scene.with_layer(Layer::Objects(ObjectLayer::new(layer)));
-                }
-            }
-            let canvas = Canvas {
+            let mut layers = sink.layers.clone();
+            resolve_ranges(&mut layers, &fields)?;
+            let frame = Frame {
+                job_id: String::new(),
+                channel: sink.channel.clone().unwrap_or_default(),
+                number: 0,
                 width_px: sink.width_px,
                 height_px: sink.height_px,
+                layers,
+                fields,
+                completed_at: Utc::now(),
             };
-            let image = renderer.render_scene(&scene, canvas)?;
-            let path =
-                Path::new(&sink.path).join(format!("{}_{:05}.png", base.variable, base.step));
-            image.write_png(&path)?;
+            let (step, variable) = (frame.step(), frame.fields[0].variable.clone());
+            let mut path = None;
+            if let (Some(folder), Some(renderer)) = (&sink.path, self.renderer.as_mut()) {
+                let canvas = Canvas::new(sink.width_px, sink.height_px);
+                let image = renderer.render_scene(&frame_scene(&frame)?, canvas)?;
+                let file = Path::new(folder).join(format!("{variable}_{step:05}.png"));
+                image.write_png(&file)?;
+                written.push(file.clone());
+                path = Some(file);
+            }
+            let channel = sink
+                .channel
+                .clone()
+                .or_else(|| sink.path.clone())
+                .unwrap_or_default();
+            if let Some(outlet) = &self.control.frames {
+                outlet(frame);
+            }
             self.frame_timer.record(started.elapsed());
             self.control.emit(ExecutionEvent::FramePublished {
-                channel: sink.path.clone(),
-                step: base.step,
-                variable: base.variable.clone(),
-                path: path.clone(),
+                channel,
+                step,
+                variable,
+                path,
             });
-            written.push(path);
         }
         Ok(())
     }
@@ -523,8 +550,11 @@ fn write_tables(spec: &PipelineSpec, report: &RunReport) -> Result<(), ExecuteEr
         let table = stats_table(variable, &report.stats_units, &report.stats)
             .map_err(|e| table_error(Path::new(&format!("{variable}_stats")), e.to_string()))?;
         for sink in &spec.sinks {
-            if let SinkSpec::Frames(frames) = sink {
-                let folder = Path::new(&frames.path);
+            if let SinkSpec::Frames(FramesSink {
+                path: Some(folder), ..
+            }) = sink
+            {
+                let folder = Path::new(folder);
                 let tables = std::slice::from_ref(&table);
                 for extension in ["arrow", "parquet"] {
                     let path = folder.join(format!("{variable}_stats.{extension}"));

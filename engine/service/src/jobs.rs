@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
-use isotach_core::{PipelineSpec, SinkSpec};
+use isotach_core::{Frame, PipelineSpec, SinkSpec};
 use isotach_engine::{Progress, RunConfig};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::execute::{CancelToken, ExecuteError, ExecutionControl, ExecutionEvent};
+use crate::execute::{CancelToken, ExecuteError, ExecutionControl, ExecutionEvent, FrameOutlet};
+use crate::frames::{ChannelKey, FrameHub};
 use crate::roots::{confine_inference_workers, confine_spec};
 use crate::store::{EventKind, JobEventRecord, JobRecord, JobState, JobStore};
 use crate::{ServiceConfig, ServiceError};
@@ -60,6 +61,8 @@ struct QueuedJob {
     spec: PipelineSpec,
     /// A rerun replaces the Zarr stores its earlier run left behind.
     replace_outputs: bool,
+    /// Where its frames go instead of the display channels (a replay's player).
+    frames: Option<FrameOutlet>,
 }
 
 /// A running job's handle.
@@ -83,6 +86,7 @@ pub struct JobManager {
     store: Mutex<JobStore>,
     live: Mutex<HashMap<i64, broadcast::Sender<JobEventRecord>>>,
     meters: Mutex<Meters>,
+    hub: Arc<FrameHub>,
 }
 
 /// What the metrics endpoint adds up: the progress of running jobs, and the totals of finished
@@ -135,7 +139,13 @@ impl JobManager {
             store: Mutex::new(store),
             live: Mutex::default(),
             meters: Mutex::default(),
+            hub: Arc::default(),
         }))
+    }
+
+    /// The display channels jobs publish their frames on.
+    pub fn frames(&self) -> &Arc<FrameHub> {
+        &self.hub
     }
 
     /// The configuration in force.
@@ -224,9 +234,21 @@ impl JobManager {
     /// the earlier one wrote.
     pub fn submit(
         self: &Arc<Self>,
+        spec: PipelineSpec,
+        submitted_by: &str,
+        rerun_of: Option<i64>,
+    ) -> Result<JobRecord, JobError> {
+        self.submit_with(spec, submitted_by, rerun_of, None)
+    }
+
+    /// [`submit`](Self::submit), with the job's frames sent to `frames` instead of the display
+    /// channels (a replay's player).
+    pub(crate) fn submit_with(
+        self: &Arc<Self>,
         mut spec: PipelineSpec,
         submitted_by: &str,
         rerun_of: Option<i64>,
+        frames: Option<FrameOutlet>,
     ) -> Result<JobRecord, JobError> {
         // Refuse early when full, before opening any store; checked again below, atomically.
         self.check_capacity(&lock(&self.scheduler))?;
@@ -253,6 +275,7 @@ impl JobManager {
             id,
             spec,
             replace_outputs: rerun_of.is_some(),
+            frames,
         };
         if start_now {
             self.start(&mut scheduler, job)?;
@@ -528,6 +551,16 @@ impl JobManager {
                 };
                 recorder.record_or_log(id, kind);
             })),
+            frames: Some(job.frames.clone().unwrap_or_else(|| {
+                let hub = self.hub.clone();
+                Arc::new(move |mut frame: Frame| {
+                    frame.job_id = id.to_string();
+                    if !frame.channel.is_empty() {
+                        hub.publish(&ChannelKey::Named(frame.channel.clone()), frame.clone());
+                    }
+                    hub.publish(&ChannelKey::Job(id), frame);
+                })
+            })),
             cancel,
         };
         let (stop_progress, stopped) = std::sync::mpsc::sync_channel::<()>(1);
@@ -579,6 +612,8 @@ impl JobManager {
             }
         }
 
+        // Subscribers to the job's own frames see their streams end.
+        self.hub.close(&ChannelKey::Job(id));
         let mut scheduler = lock(&self.scheduler);
         let cancelled_by = scheduler
             .running

@@ -20,21 +20,27 @@
 
 pub mod client;
 mod config;
+mod display;
 mod execute;
+pub mod frames;
 mod jobs;
+pub mod replay;
 mod roots;
 mod server;
 mod store;
+mod wall_sync;
 mod wire;
 
 pub use config::{ServiceConfig, Token};
 pub use execute::{
-    CancelToken, ExecuteError, ExecutionControl, ExecutionEvent, Outcome, execute, validate_spec,
+    CancelToken, ExecuteError, ExecutionControl, ExecutionEvent, FrameOutlet, Outcome, execute,
+    validate_spec,
 };
 pub use jobs::{JobError, JobManager};
 pub use roots::{confine_inference_workers, confine_path, confine_spec};
 pub use server::{serve, serve_metrics};
 pub use store::{DATABASE_FILE, EventKind, JobEventRecord, JobRecord, JobState, JobStore};
+pub use wall_sync::{Ready, Release, SpreadStats, WallSync, WallSyncError};
 pub use wire::JobSummary;
 
 /// Result of the service's operations.

@@ -29,7 +29,10 @@ pub fn confine_spec(
     }
     for (i, sink) in spec.sinks.iter_mut().enumerate() {
         let path = match sink {
-            SinkSpec::Frames(frames) => &mut frames.path,
+            SinkSpec::Frames(frames) => match &mut frames.path {
+                Some(path) => path,
+                None => continue,
+            },
             SinkSpec::Zarr(zarr) => &mut zarr.path,
             SinkSpec::Catalog(catalog) => &mut catalog.path,
         };

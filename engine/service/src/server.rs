@@ -6,13 +6,22 @@ use std::sync::Arc;
 
 use isotach_core::PipelineSpec;
 use isotach_proto::v1;
+use isotach_proto::v1::frame_service_server::FrameServiceServer;
 use isotach_proto::v1::job_service_server::{JobService, JobServiceServer};
+use isotach_proto::v1::replay_control_server::ReplayControlServer;
+use isotach_proto::v1::wall_sync_server::WallSyncServer;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::display::{Frames, ReplayRpc, Walls};
 use crate::jobs::{JobError, JobManager, parse_id};
+use crate::replay::Replays;
+use crate::wall_sync::WallSync;
 use crate::wire::{event_to_wire, job_to_wire, state_from_wire};
 use crate::{Result, ServiceError};
+
+/// The largest frame message sent: a frame carries its fields (a 0.25° global field is 4 MB).
+pub const MAX_FRAME_MESSAGE_BYTES: usize = 256 << 20;
 
 /// The name of the token a call was authenticated with, put there by [`BearerAuth`].
 #[derive(Debug, Clone)]
@@ -61,7 +70,7 @@ struct Jobs {
     manager: Arc<JobManager>,
 }
 
-fn caller<T>(request: &Request<T>) -> String {
+pub(crate) fn caller<T>(request: &Request<T>) -> String {
     request
         .extensions()
         .get::<Caller>()
@@ -165,7 +174,8 @@ impl JobService for Jobs {
     }
 }
 
-/// Serves `JobService` for `manager` on `listener` until `shutdown` resolves.
+/// Serves `JobService`, `FrameService`, `WallSync` and `ReplayControl` for `manager` on
+/// `listener` until `shutdown` resolves; every call needs a bearer token.
 pub async fn serve(
     manager: Arc<JobManager>,
     listener: tokio::net::TcpListener,
@@ -174,14 +184,32 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
-    let service = JobServiceServer::with_interceptor(
+    let auth = BearerAuth {
+        manager: manager.clone(),
+    };
+    let walls = Arc::new(WallSync::default());
+    let replays = Arc::new(Replays::new(manager.clone()));
+    let jobs = JobServiceServer::with_interceptor(
         Jobs {
             manager: manager.clone(),
         },
-        BearerAuth { manager },
+        auth.clone(),
     );
+    let frames = tonic::service::interceptor::InterceptedService::new(
+        FrameServiceServer::new(Frames {
+            manager,
+            walls: walls.clone(),
+        })
+        .max_encoding_message_size(MAX_FRAME_MESSAGE_BYTES),
+        auth.clone(),
+    );
+    let sync = WallSyncServer::with_interceptor(Walls { walls }, auth.clone());
+    let replay = ReplayControlServer::with_interceptor(ReplayRpc { replays }, auth);
     tonic::transport::Server::builder()
-        .add_service(service)
+        .add_service(jobs)
+        .add_service(frames)
+        .add_service(sync)
+        .add_service(replay)
         .serve_with_incoming_shutdown(
             // No Nagle delay: small replies (events, job records) would wait for the peer's ACK.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
