@@ -80,9 +80,17 @@ fn run() -> Result<(), VizError> {
         (300.0 + 250.0 * (3.0 * lam).sin() * phi.cos() + 100.0 * (4.0 * phi).cos()) as f32
     });
     let mut ids = field("ar_id", |lon, lat| {
-        let river = (lat - 35.0 - 10.0 * (lon / 30.0).sin()).abs() < 4.0 && (150.0..240.0).contains(&lon);
-        let south = (lat + 30.0 - 8.0 * (lon / 25.0).cos()).abs() < 3.0 && (280.0..350.0).contains(&lon);
-        if river { 1.0 } else if south { 2.0 } else { 0.0 }
+        let river =
+            (lat - 35.0 - 10.0 * (lon / 30.0).sin()).abs() < 4.0 && (150.0..240.0).contains(&lon);
+        let south =
+            (lat + 30.0 - 8.0 * (lon / 25.0).cos()).abs() < 3.0 && (280.0..350.0).contains(&lon);
+        if river {
+            1.0
+        } else if south {
+            2.0
+        } else {
+            0.0
+        }
     });
 
     let opened = Instant::now();

@@ -87,14 +87,25 @@ impl<'a> Scene<'a> {
         self
     }
 
-    /// Rasterises the layers, in order, into an overlay of the canvas part `window`.
+    /// The object layer the shader draws: the first layer, when it is one (drawn directly over
+    /// the field, under every other layer, as the CPU would draw it).
+    pub(crate) fn gpu_objects(&self) -> Option<&ObjectLayer<'a>> {
+        match self.layers.first() {
+            Some(Layer::Objects(layer)) => Some(layer),
+            _ => None,
+        }
+    }
+
+    /// Rasterises the layers after the first `skip`, in order, into an overlay of the canvas
+    /// part `window`.
     pub(crate) fn draw_layers(
         &self,
         view: &MapView,
         window: PixelRect,
+        skip: usize,
     ) -> Result<Overlay, VizError> {
         let mut overlay = Overlay::new(window);
-        for layer in &self.layers {
+        for layer in self.layers.iter().skip(skip) {
             match layer {
                 Layer::Contours(l) => l.draw(view, &mut overlay)?,
                 Layer::Vectors(l) => l.draw(view, &mut overlay)?,

@@ -23,6 +23,14 @@ struct Params {
     proj_kind: vec4<u32>,
     // Canvas position of the target's top-left pixel (a wall tile's viewport), unused ×2.
     origin: vec4<f32>,
+    // Object ids drawn here (the scene's first layer when it is an object layer): their grid's
+    // first longitude, longitude step, first latitude, latitude step.
+    ids_grid: vec4<f32>,
+    // Columns, rows, 1 when periodic in longitude, 1 when objects are drawn.
+    ids_n: vec4<u32>,
+    // Fill opacity 0..1, outline width in pixels, 1 when outlined, unused.
+    ids_style: vec4<f32>,
+    outline_rgba: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -34,6 +42,16 @@ struct Params {
 @group(0) @binding(3) var mask_tex: texture_2d<f32>;
 // Rgba8Unorm layers over the field (straight alpha), canvas-sized.
 @group(0) @binding(4) var overlay_tex: texture_2d<f32>;
+// R32Float object ids on their own grid (1×1 and unused when no objects are drawn here).
+@group(0) @binding(5) var ids_tex: texture_2d<f32>;
+
+// ColorBrewer Paired, as object_rgb() in src/objects.rs.
+const PALETTE = array<vec3<f32>, 12>(
+    vec3<f32>(31.0, 120.0, 180.0), vec3<f32>(227.0, 26.0, 28.0), vec3<f32>(51.0, 160.0, 44.0),
+    vec3<f32>(255.0, 127.0, 0.0), vec3<f32>(106.0, 61.0, 154.0), vec3<f32>(177.0, 89.0, 40.0),
+    vec3<f32>(166.0, 206.0, 227.0), vec3<f32>(251.0, 154.0, 153.0), vec3<f32>(178.0, 223.0, 138.0),
+    vec3<f32>(253.0, 191.0, 111.0), vec3<f32>(202.0, 178.0, 214.0), vec3<f32>(255.0, 255.0, 153.0),
+);
 
 @vertex
 fn vs_main(@builtin(vertex_index) i: u32) -> @builtin(position) vec4<f32> {
@@ -148,6 +166,67 @@ fn inside(p: vec2<f32>, rect: vec4<f32>) -> bool {
     return p.x >= rect.x && p.x < rect.x + rect.z && p.y >= rect.y && p.y < rect.y + rect.w;
 }
 
+// The object id shown at canvas pixel centre p: the nearest cell of the id grid (as nearest()
+// in src/sample.rs), 0 for no object (off the globe, outside the grid, missing), -1 off the map.
+fn object_at(p: vec2<f32>) -> f32 {
+    let mr = params.map_rect;
+    if (!inside(p, mr)) {
+        return -1.0;
+    }
+    let ll = unproject(p, mr);
+    if (ll.z < 0.5) {
+        return 0.0;
+    }
+    let n = f32(params.ids_n.x);
+    let m = f32(params.ids_n.y);
+    let r = (ll.y - params.ids_grid.z) / params.ids_grid.w;
+    if (r < -0.5 || r > m - 0.5) {
+        return 0.0;
+    }
+    var c = (ll.x - params.ids_grid.x) / params.ids_grid.y;
+    if (params.ids_n.z == 1u) {
+        c = c - floor(c / n) * n;
+    } else {
+        let turn = 360.0 / abs(params.ids_grid.y);
+        c = c - floor(c / turn) * turn;
+        if (c > n - 0.5) {
+            c = c - turn;
+        }
+        if (c < -0.5 || c > n - 0.5) {
+            return 0.0;
+        }
+    }
+    // Rounding half away from zero, as the CPU does (WGSL's round() rounds half to even).
+    let row = min(i32(floor(max(r, 0.0) + 0.5)), i32(params.ids_n.y) - 1);
+    let col = i32(floor(max(c, 0.0) + 0.5)) % i32(params.ids_n.x);
+    let v = textureLoad(ids_tex, vec2<i32>(col, row), 0).r;
+    if (is_missing(v)) {
+        return 0.0;
+    }
+    return floor(v + 0.5);
+}
+
+// The object layer's colour at canvas pixel centre p over `base`: the fill, or the outline on
+// pixels within the line width of another id (4-neighbours), as ObjectLayer::draw on the CPU.
+fn objects_over(p: vec2<f32>, base: vec4<f32>) -> vec4<f32> {
+    let id = object_at(p);
+    if (id <= 0.0) {
+        return base;
+    }
+    let width = i32(params.ids_style.y);
+    if (params.ids_style.z > 0.5) {
+        for (var k = 1; k <= width; k = k + 1) {
+            let d = f32(k);
+            if (object_at(p + vec2<f32>(-d, 0.0)) != id || object_at(p + vec2<f32>(d, 0.0)) != id
+                || object_at(p + vec2<f32>(0.0, -d)) != id || object_at(p + vec2<f32>(0.0, d)) != id) {
+                return vec4<f32>(mix(base.rgb, params.outline_rgba.rgb, params.outline_rgba.a), base.a);
+            }
+        }
+    }
+    let rgb = PALETTE[u32(id) % 12u] / 255.0;
+    return vec4<f32>(mix(base.rgb, rgb, params.ids_style.x), base.a);
+}
+
 @fragment
 fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
     // pos.xy is the pixel centre in the target, (x + 0.5, y + 0.5), y down; p is on the canvas.
@@ -168,6 +247,9 @@ fn fs_main(@builtin(position) pos: vec4<f32>) -> @location(0) vec4<f32> {
         }
     } else if (inside(p, br)) {
         base = lut((p.x - br.x) / br.z);
+    }
+    if (params.ids_n.w == 1u) {
+        base = objects_over(p, base);
     }
     let layers = textureLoad(overlay_tex, t, 0);
     base = mix(base, vec4<f32>(layers.rgb, base.a), layers.a);

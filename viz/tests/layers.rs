@@ -606,3 +606,57 @@ fn layer_errors_name_the_value() {
     );
     assert!(e.contains("lon_step_deg 0"), "{e}");
 }
+
+/// The shader draws an object layer at the bottom of the stack; later ones are rasterised on the
+/// CPU. Both give the same picture (tolerance: 0.1 % of pixels, where f32 on the GPU and f64 on
+/// the CPU round a pixel centre on a cell edge differently).
+#[test]
+fn objects_drawn_by_the_shader_match_the_cpu_rasterisation() {
+    let mut r = renderer();
+    let ids = analytic("ar_id", 1.5, |lon, lat| {
+        let river = (lat - 35.0 - 10.0 * (lon / 30.0).sin()).abs() < 4.0;
+        if river && (150.0..240.0).contains(&lon) {
+            1.0
+        } else if (lat + 30.0).abs() < 6.0 && (280.0..350.0).contains(&lon) {
+            2.0
+        } else {
+            0.0
+        }
+    });
+    let field = lat_field();
+    // Contours at a level the field never reaches: nothing drawn, but the objects come second.
+    let nothing = ContourLayer::new(&field, vec![1.0e6]);
+    for projection in [
+        Projection::Equirectangular { central_lon: 180.0 },
+        Projection::Orthographic {
+            centre_lon: 200.0,
+            centre_lat: 30.0,
+        },
+    ] {
+        let gpu = Scene::new(&field, grey_style())
+            .with_projection(projection)
+            .with_layer(Layer::Objects(ObjectLayer::new(&ids)));
+        let cpu = Scene::new(&field, grey_style())
+            .with_projection(projection)
+            .with_layer(Layer::Contours(nothing.clone()))
+            .with_layer(Layer::Objects(ObjectLayer::new(&ids)));
+        let (a, _) = render(&mut r, &gpu, 960, 540);
+        let (b, _) = render(&mut r, &cpu, 960, 540);
+        let differing = a
+            .pixels
+            .chunks_exact(4)
+            .zip(b.pixels.chunks_exact(4))
+            .filter(|(p, q)| (0..4).any(|c| p[c].abs_diff(q[c]) > 2))
+            .count();
+        let filled = a
+            .pixels
+            .chunks_exact(4)
+            .filter(|p| same_colour([p[0], p[1], p[2], p[3]], [20, 20, 20, 255]))
+            .count();
+        assert!(filled > 500, "{projection:?}: only {filled} outline pixels");
+        assert!(
+            differing * 1000 <= a.pixels.len() / 4,
+            "{projection:?}: {differing} pixels differ"
+        );
+    }
+}

@@ -58,8 +58,10 @@ fn check_stitch(projection: Projection) {
     let levels = (0..8).map(|k| 220.0 + 10.0 * f64::from(k)).collect();
     let mut coast_layer = CoastlineLayer::new(&coast);
     coast_layer.land_rgba = Some([90, 90, 90, 80]);
+    // Objects twice: first (drawn by the shader) and among the CPU layers.
     let scene = Scene::new(&t, ScalarStyle::new(Colormap::Cividis))
         .with_projection(projection)
+        .with_layer(Layer::Objects(ObjectLayer::new(&ids)))
         .with_layer(Layer::Contours(ContourLayer::new(&t, levels)))
         .with_layer(Layer::Vectors(VectorLayer::new(&u, &v, 40)))
         .with_layer(Layer::Objects(ObjectLayer::new(&ids)))
