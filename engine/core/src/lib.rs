@@ -4,7 +4,8 @@
 //! when a dataset lives; a [`Tile`] is the unit of work (one variable, one time step, one rectangular
 //! region, values in an Arrow buffer); a [`Field`] is a whole time step of one variable, assembled
 //! once the dataflow frontier says the step is complete; a [`PipelineSpec`] is what a user asks for,
-//! and [`PipelineSpec::validate`] checks it against a [`DatasetInfo`] before any work starts.
+//! and [`PipelineSpec::validate`] checks it against a [`DatasetInfo`] before any work starts. A
+//! [`SweepTemplate`] is a spec with placeholders and a grid of parameters: one spec per point.
 //!
 //! This crate depends on no other workspace crate.
 
@@ -16,6 +17,7 @@ mod field;
 mod frame;
 mod grid;
 mod spec;
+pub mod template;
 mod tile;
 mod time;
 pub mod units;
@@ -31,6 +33,7 @@ pub use spec::{
     PipelineSpec, RegionBox, SinkSpec, SourceSpec, StepScope, StepSpec, TimeRange,
     ValidatedPipeline, VariableInfo, VerticalAxis, ZarrSink, valid_channel_name,
 };
+pub use template::{SweepTemplate, TemplateError};
 pub use tile::{RegionKey, Tile, TileValues, TileWindow};
 pub use time::{Calendar, CfTimeUnits, TimeAxis};
 
