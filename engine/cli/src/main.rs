@@ -2,7 +2,8 @@
 //!
 //! `generate` writes the synthetic atmosphere, `inspect` describes a store, `run` executes a
 //! pipeline spec in-process, and `demo` runs the standard pipeline on an embedded default dataset.
-//! `serve` runs the gRPC job service; `submit`, `jobs`, `watch` and `cancel` are its clients.
+//! `serve` runs the gRPC job service; `submit`, `jobs`, `watch` and `cancel` are its clients, and
+//! `sweep` runs a templated experiment through it (one job per point of a parameter grid).
 //! `worker` serves ONNX models over the Open Inference Protocol for `infer` steps. `wall` runs a
 //! display-wall node on a channel of `serve`, and `replay` plays case studies onto channels.
 
@@ -15,6 +16,7 @@ use isotach_connectors::StoreOptions;
 mod demo;
 mod run;
 mod service;
+mod sweep;
 mod wall;
 mod worker;
 
@@ -52,6 +54,8 @@ enum Command {
     Watch(service::WatchArgs),
     /// Cancel a queued or running job.
     Cancel(service::CancelArgs),
+    /// Run a templated experiment: one job per point of a parameter grid, and a results table.
+    Sweep(sweep::SweepArgs),
     /// Serve ONNX models over the Open Inference Protocol (KServe v2 gRPC), with dynamic batching.
     Worker(worker::WorkerArgs),
     /// Drive tiles of a display wall: draw a channel's frames, present in lock-step with the
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
         Command::Jobs(args) => service::jobs(&args),
         Command::Watch(args) => service::watch(&args),
         Command::Cancel(args) => service::cancel(&args),
+        Command::Sweep(args) => sweep::sweep(&args),
         Command::Worker(args) => worker::worker(&args),
         Command::Wall(args) => wall::wall(&args),
         Command::Replay(args) => wall::replay(&args),
