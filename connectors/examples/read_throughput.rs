@@ -7,9 +7,12 @@
 //! with a smooth, time-varying field plus small deterministic noise, so it compresses like real
 //! data. Each reader runs `--repeat` times and keeps its best time; throughput is decoded bytes of
 //! the array per second. Ratios compare readers measured in the same run, since the machine is
-//! shared and noisy. A raw `zarrs` whole-array `retrieve_array_subset` is measured once per layout
-//! to show how much slower it is than per-chunk parallel retrieval, and, for the sharded layout,
-//! raw per-inner-chunk retrieval through `ArrayShardedReadableExt`.
+//! shared and noisy; the readers take turns within each round, Isotach last in odd rounds and
+//! first in even ones. Raw reads are measured twice: into `Vec<f32>` (zarrs converts the decoded
+//! bytes with one more copy) and into `ArrayBytes` (the decoded bytes as they are, which is what
+//! Isotach keeps for float32). A raw `zarrs` whole-array `retrieve_array_subset` is measured once
+//! per layout to show how much slower it is than per-chunk parallel retrieval, and, for the
+//! sharded layout, raw per-inner-chunk retrieval through `ArrayShardedReadableExt`.
 //!
 //! ```text
 //! cargo run -p isotach-connectors --example read_throughput -- \
@@ -33,8 +36,8 @@ use zarrs::array::codec::{
     BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, ZstdCodec,
 };
 use zarrs::array::{
-    Array, ArrayBuilder, ArrayShardedExt, ArrayShardedReadableExt, ArrayShardedReadableExtCache,
-    CodecOptions, data_type,
+    Array, ArrayBuilder, ArrayBytes, ArrayError, ArrayShardedExt, ArrayShardedReadableExt,
+    ArrayShardedReadableExtCache, CodecOptions, data_type,
 };
 use zarrs::filesystem::FilesystemStore;
 
@@ -448,26 +451,54 @@ fn open_t2m(path: &Path) -> Res<Array<FilesystemStore>> {
     )?)
 }
 
+/// What a raw read asks zarrs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// `Vec<f32>`: zarrs converts the decoded bytes into a new vector (one more copy).
+    Values,
+    /// `ArrayBytes`: the decoded bytes as they are.
+    Bytes,
+}
+
+/// Decoded bytes of one raw read, in the form `output` asks for.
+fn decoded_bytes(
+    output: Output,
+    values: impl FnOnce() -> Result<Vec<f32>, ArrayError>,
+    bytes: impl FnOnce() -> Result<ArrayBytes<'static>, ArrayError>,
+) -> Res<u64> {
+    Ok(match output {
+        Output::Values => values()?.len() as u64 * 4,
+        Output::Bytes => bytes()?.into_fixed()?.len() as u64,
+    })
+}
+
 /// Raw zarrs: every chunk (shard) of the grid, `retrieve_chunk` on `threads` threads.
-fn raw_per_chunk(path: &Path, threads: usize) -> Res<()> {
+fn raw_per_chunk(path: &Path, threads: usize, output: Output) -> Res<()> {
     let array = open_t2m(path)?;
     let indices = grid_indices(array.chunk_grid_shape());
     parallel_sum(&indices, threads, |idx| {
-        Ok(array.retrieve_chunk::<Vec<f32>>(idx)?.len() as u64)
+        decoded_bytes(
+            output,
+            || array.retrieve_chunk(idx),
+            || array.retrieve_chunk(idx),
+        )
     })?;
     Ok(())
 }
 
 /// Raw zarrs on a sharded array: every inner chunk, `retrieve_subchunk_opt` on `threads` threads
 /// (shard indexes are read once per shard into a fresh cache).
-fn raw_per_subchunk(path: &Path, threads: usize) -> Res<()> {
+fn raw_per_subchunk(path: &Path, threads: usize, output: Output) -> Res<()> {
     let array = open_t2m(path)?;
     let cache = ArrayShardedReadableExtCache::new(&array);
     let indices = grid_indices(&array.subchunk_grid_shape());
-    let codec_options = CodecOptions::default();
+    let options = CodecOptions::default();
     parallel_sum(&indices, threads, |idx| {
-        let values: Vec<f32> = array.retrieve_subchunk_opt(&cache, idx, &codec_options)?;
-        Ok(values.len() as u64)
+        decoded_bytes(
+            output,
+            || array.retrieve_subchunk_opt(&cache, idx, &options),
+            || array.retrieve_subchunk_opt(&cache, idx, &options),
+        )
     })?;
     Ok(())
 }
@@ -568,12 +599,17 @@ fn zarr_python(path: &Path, options: &Options) -> Res<Option<(f64, String)>> {
     Ok(Some((seconds, version)))
 }
 
+/// One timed read of the whole array.
+type Reader<'a> = Box<dyn Fn() -> Res<()> + 'a>;
+
 /// Figures of one layout.
 struct Row {
     layout: &'static str,
     store_mb: f64,
     raw: f64,
-    raw_subchunk: Option<f64>,
+    raw_bytes: f64,
+    /// Per inner chunk (sharded layouts): `Vec<f32>`, bytes.
+    raw_subchunk: Option<(f64, f64)>,
     whole: f64,
     isotach: f64,
     python: Option<f64>,
@@ -586,32 +622,59 @@ fn measure(path: &Path, layout: &Layout, options: &Options) -> Res<Row> {
     let gbps = |seconds: f64| bytes / seconds / 1e9;
     eprintln!("{}:", layout.name);
     // The Rust readers take turns in each round, so a slow spell of the shared machine hits them
-    // alike; the best of the rounds is kept.
+    // alike; the best of the rounds is kept. Isotach goes first in even rounds, so that none
+    // always follows the same reader.
     let sharded = matches!(layout.codec, Codec::ShardedZstd { .. });
-    let (mut raw, mut raw_subchunk, mut isotach) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let mut best = [f64::INFINITY; 5];
     for round in 1..=repeat {
-        raw = raw.min(timed("raw zarrs per chunk", round, || {
-            raw_per_chunk(path, threads)
-        })?);
+        let mut readers: Vec<(usize, &str, Reader)> = vec![
+            (
+                0,
+                "raw zarrs per chunk",
+                Box::new(|| raw_per_chunk(path, threads, Output::Values)),
+            ),
+            (
+                1,
+                "raw zarrs per chunk, bytes",
+                Box::new(|| raw_per_chunk(path, threads, Output::Bytes)),
+            ),
+        ];
         if sharded {
-            raw_subchunk = raw_subchunk.min(timed("raw zarrs per inner chunk", round, || {
-                raw_per_subchunk(path, threads)
-            })?);
+            readers.push((
+                2,
+                "raw zarrs per inner chunk",
+                Box::new(|| raw_per_subchunk(path, threads, Output::Values)),
+            ));
+            readers.push((
+                3,
+                "raw zarrs per inner chunk, bytes",
+                Box::new(|| raw_per_subchunk(path, threads, Output::Bytes)),
+            ));
         }
-        isotach = isotach.min(timed("Isotach read_tiles", round, || {
-            isotach_read(path, threads, options.steps)
-        })?);
+        let isotach = (
+            4,
+            "Isotach read_tiles",
+            Box::new(|| isotach_read(path, threads, options.steps)) as Reader,
+        );
+        if round % 2 == 0 {
+            readers.insert(0, isotach);
+        } else {
+            readers.push(isotach);
+        }
+        for (slot, label, read) in &readers {
+            best[*slot] = best[*slot].min(timed(label, round, read)?);
+        }
     }
-    let raw_subchunk = sharded.then_some(raw_subchunk);
     let python = zarr_python(path, options)?;
     let whole = timed("raw zarrs whole array", 1, || raw_whole(path))?;
     Ok(Row {
         layout: layout.name,
         store_mb: dir_size(path)? as f64 / 1e6,
-        raw: gbps(raw),
-        raw_subchunk: raw_subchunk.map(gbps),
+        raw: gbps(best[0]),
+        raw_bytes: gbps(best[1]),
+        raw_subchunk: sharded.then(|| (gbps(best[2]), gbps(best[3]))),
         whole: gbps(whole),
-        isotach: gbps(isotach),
+        isotach: gbps(best[4]),
         python: python.as_ref().map(|(s, _)| gbps(*s)),
         zarr_version: python.map(|(_, v)| v),
     })
@@ -641,47 +704,65 @@ fn main() -> Res<()> {
         options.repeat
     );
     println!(
-        "{:<26} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8}",
-        "layout", "store MB", "raw", "whole", "Isotach", "zarr-py", "Iso/raw", "Iso/py"
+        "{:<26} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>8}",
+        "layout",
+        "store MB",
+        "raw",
+        "raw B",
+        "whole",
+        "Isotach",
+        "zarr-py",
+        "Iso/raw",
+        "Iso/rawB",
+        "Iso/py"
     );
     let mut json_rows = Vec::new();
     for row in &rows {
         let over_raw = row.isotach / row.raw;
+        let over_raw_bytes = row.isotach / row.raw_bytes;
         let over_python = row.python.map(|p| row.isotach / p);
         println!(
-            "{:<26} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8.2} {:>8}",
+            "{:<26} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>8.2} {:>9.2} {:>8}",
             row.layout,
             row.store_mb,
             row.raw,
+            row.raw_bytes,
             row.whole,
             row.isotach,
             fmt_opt(row.python, 2),
             over_raw,
+            over_raw_bytes,
             fmt_opt(over_python, 2)
         );
-        if let Some(sub) = row.raw_subchunk {
+        if let Some((sub, sub_bytes)) = row.raw_subchunk {
             println!(
-                "{:<26} raw zarrs per inner chunk (1,181,360): {sub:.2} GB/s (Isotach/that {:.2})",
+                "{:<26} per inner chunk (1,181,360): raw {sub:.2}, raw B {sub_bytes:.2} GB/s \
+                 (Iso/raw {:.2}, Iso/rawB {:.2})",
                 "",
-                row.isotach / sub
+                row.isotach / sub,
+                row.isotach / sub_bytes
             );
         }
         json_rows.push(json!({
             "layout": row.layout,
             "store_mb": row.store_mb,
             "raw_zarrs_gbps": row.raw,
-            "raw_zarrs_subchunk_gbps": row.raw_subchunk,
+            "raw_zarrs_bytes_gbps": row.raw_bytes,
+            "raw_zarrs_subchunk_gbps": row.raw_subchunk.map(|s| s.0),
+            "raw_zarrs_subchunk_bytes_gbps": row.raw_subchunk.map(|s| s.1),
             "raw_zarrs_whole_array_gbps": row.whole,
             "isotach_gbps": row.isotach,
             "zarr_python_gbps": row.python,
             "isotach_over_raw": over_raw,
+            "isotach_over_raw_bytes": over_raw_bytes,
             "isotach_over_zarr_python": over_python,
         }));
     }
     println!(
-        "raw = zarrs retrieve_chunk per chunk (shard) on {t} threads; whole = one zarrs \
-         retrieve_array_subset of the array (once); Isotach = ZarrSource + read_tiles, \
-         concurrency {t}; zarr-py = zarr {} arr[...] with threading.max_workers {t}",
+        "raw = zarrs retrieve_chunk per chunk (shard) into Vec<f32> on {t} threads; raw B = the \
+         same into ArrayBytes (no conversion copy); whole = one zarrs retrieve_array_subset of \
+         the array (once); Isotach = ZarrSource + read_tiles, concurrency {t}; zarr-py = zarr {} \
+         arr[...] with threading.max_workers {t}",
         rows.iter()
             .find_map(|r| r.zarr_version.as_deref())
             .unwrap_or("(not run)"),

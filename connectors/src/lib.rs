@@ -10,6 +10,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 pub mod cf;
+mod chunk_cache;
 mod error;
 mod netcdf;
 mod open;
@@ -17,10 +18,12 @@ mod select;
 mod source;
 mod store;
 mod table;
+mod zarr_blocks;
 mod zarr_read;
 mod zarr_sink;
 mod zarr_write;
 
+pub use chunk_cache::ChunkCacheStats;
 pub use error::{ConnectorError, Result};
 pub use netcdf::{ByteRanges, LocalFile, NetcdfFile, NetcdfSource};
 pub use open::{DatasetFormat, open_source};

@@ -129,6 +129,10 @@ impl Source for SelectedSource {
         Ok(regions)
     }
 
+    fn offer_cache_bytes(&self, bytes: u64) -> u64 {
+        self.inner.offer_cache_bytes(bytes)
+    }
+
     fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile> {
         let w = request.window;
         let grid = &self.info.grid;
@@ -145,6 +149,49 @@ impl Source for SelectedSource {
             .info
             .vertical_axis_of(variable)
             .map_or(1, |axis| axis.values.len());
+        let wrong_length = |piece: TileWindow, got: usize| ConnectorError::Metadata {
+            uri: self.info.uri.clone(),
+            array: variable.to_owned(),
+            message: format!(
+                "a tile of {piece:?} over {levels} level(s) came back with {got} values"
+            ),
+        };
+        // A window within one column run is one window of the store: its tile as read, values
+        // untouched (a slice of a cached chunk stays one), on the selected grid.
+        if let Some((run, offset)) = self
+            .selection
+            .columns
+            .iter()
+            .zip(&offsets)
+            .find(|(run, offset)| **offset <= w.col0 && w.col0 + w.cols <= **offset + run.len())
+        {
+            let piece = TileWindow {
+                row0: w.row0 + self.selection.rows.start,
+                rows: w.rows,
+                col0: run.start + (w.col0 - offset),
+                cols: w.cols,
+            };
+            let inner = self.inner.read_tile(
+                variable,
+                &TileRequest {
+                    step: request.step,
+                    region: request.region,
+                    window: piece,
+                },
+            )?;
+            if inner.values.len() != levels * w.len() {
+                return Err(wrong_length(piece, inner.values.len()));
+            }
+            let mut tile = Tile::on_grid(
+                variable,
+                inner.units,
+                (request.step, request.region, w),
+                grid,
+                Vec::new(),
+            );
+            tile.values = inner.values;
+            return Ok(tile);
+        }
         let mut values = vec![f32::NAN; levels * w.len()];
         let mut units = String::new();
         for (run, offset) in self.selection.columns.iter().zip(&offsets) {
@@ -170,14 +217,7 @@ impl Source for SelectedSource {
             units = tile.units;
             let src = tile.values.as_slice();
             if src.len() != levels * piece.len() {
-                return Err(ConnectorError::Metadata {
-                    uri: self.info.uri.clone(),
-                    array: variable.to_owned(),
-                    message: format!(
-                        "a tile of {piece:?} over {levels} level(s) came back with {} values",
-                        src.len()
-                    ),
-                });
+                return Err(wrong_length(piece, src.len()));
             }
             // Levels are outermost: each level is a rows × cols plane.
             for level in 0..levels {

@@ -29,6 +29,15 @@ pub trait Source: Send + Sync {
     /// Reads one tile of `variable`. Missing chunks read as NaN; corrupt ones are errors naming the
     /// chunk.
     fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile>;
+
+    /// Offers the source up to `bytes` of memory for decoded data kept between reads (chunks that
+    /// span several steps, decoded once and cut into tiles), out of a reader's memory budget, and
+    /// returns how much it may keep: at most `bytes`, 0 when it keeps nothing. The latest offer
+    /// bounds what the source keeps for all its readers. By default a source keeps nothing.
+    fn offer_cache_bytes(&self, bytes: u64) -> u64 {
+        let _ = bytes;
+        0
+    }
 }
 
 /// How [`read_tiles`] reads: how many tiles at once, and how many bytes of decoded tiles may wait
@@ -37,7 +46,9 @@ pub trait Source: Send + Sync {
 pub struct ReadOptions {
     /// Tiles read at the same time (threads), at least 1. Default 4.
     pub concurrency: usize,
-    /// Decoded bytes read ahead and not yet taken; readers wait when it is spent. Default 256 MiB.
+    /// Decoded bytes held by the reader: tiles read ahead and not yet taken (readers wait when
+    /// their share is spent) plus the chunks the source keeps decoded for later steps (see
+    /// [`read_tiles`]). Default 256 MiB.
     pub memory_budget_bytes: u64,
 }
 
@@ -53,14 +64,20 @@ impl Default for ReadOptions {
 struct Budget {
     available: Mutex<u64>,
     freed: Condvar,
-    total: u64,
+}
+
+/// Decoded bytes of one tile (f32 values; every level of a variable on levels).
+fn tile_bytes(source: &dyn Source, variable: &str, request: &TileRequest) -> u64 {
+    let levels = source
+        .describe()
+        .vertical_axis_of(variable)
+        .map_or(1, |axis| axis.values.len());
+    (request.window.len() as u64)
+        .saturating_mul(levels as u64)
+        .saturating_mul(4)
 }
 
 impl Budget {
-    fn cost(&self, request: &TileRequest, levels: usize) -> u64 {
-        (request.window.len() as u64 * levels as u64 * 4).clamp(1, self.total)
-    }
-
     fn take(&self, bytes: u64, cancelled: &AtomicBool) -> bool {
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
         while *available < bytes {
@@ -112,20 +129,30 @@ impl Drop for TileStream {
     }
 }
 
-/// Reads `requests` (variable, tile) on `options.concurrency` threads, holding at most
-/// `options.memory_budget_bytes` of decoded tiles ahead of the consumer: a slow consumer slows
-/// the reads instead of growing a queue. Every request yields exactly one item, a tile or the
-/// error that names its chunk.
+/// Reads `requests` (variable, tile) on `options.concurrency` threads within
+/// `options.memory_budget_bytes`: a slow consumer slows the reads instead of growing a queue.
+/// Every request yields exactly one item, a tile or the error that names its chunk.
+///
+/// The budget is shared: tiles read ahead of the consumer get what the requests need, up to a
+/// quarter of it, and the source is offered the rest for chunks it keeps decoded for later steps
+/// ([`Source::offer_cache_bytes`]); whatever the source declines goes to the tiles.
 pub fn read_tiles(
     source: Arc<dyn Source>,
     requests: Vec<(String, TileRequest)>,
     options: ReadOptions,
 ) -> TileStream {
-    let total = options.memory_budget_bytes.max(1);
+    let budget_bytes = options.memory_budget_bytes.max(1);
+    let wanted = requests
+        .iter()
+        .map(|(variable, request)| tile_bytes(source.as_ref(), variable, request))
+        .fold(0u64, u64::saturating_add);
+    let kept = source
+        .offer_cache_bytes(budget_bytes - wanted.min(budget_bytes / 4))
+        .min(budget_bytes - 1);
+    let total = budget_bytes - kept;
     let budget = Arc::new(Budget {
         available: Mutex::new(total),
         freed: Condvar::new(),
-        total,
     });
     let cancelled = Arc::new(AtomicBool::new(false));
     let queue = Arc::new(Mutex::new(VecDeque::from(requests)));
@@ -145,11 +172,7 @@ pub fn read_tiles(
                     let Some((variable, request)) = next else {
                         return;
                     };
-                    let levels = source
-                        .describe()
-                        .vertical_axis_of(&variable)
-                        .map_or(1, |axis| axis.values.len());
-                    let bytes = budget.cost(&request, levels);
+                    let bytes = tile_bytes(source.as_ref(), &variable, &request).clamp(1, total);
                     if !budget.take(bytes, &cancelled) {
                         return;
                     }

@@ -3,23 +3,28 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::Float32Array;
+use isotach_core::TileValues;
 use isotach_core::{
     Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileWindow, TimeAxis,
     VariableInfo, VerticalAxis,
 };
 use serde_json::{Map, Value};
-use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheLruSizeLimit, ChunkCacheTypeDecoded};
-use zarrs::array::{Array, ArrayError, ArrayMetadata, ArrayShardedExt, CodecOptions, data_type};
+use zarrs::array::{Array, ArrayMetadata, ArrayShardedExt, ChunkGrid};
 use zarrs::group::Group;
 use zarrs::metadata::v2::ArrayMetadataV2;
 use zarrs::metadata::v3::ArrayMetadataV3;
 use zarrs::storage::{ReadableStorageTraits, StoreKey};
 
-use crate::cf::{CfDecoding, RawValues};
+use crate::cf::CfDecoding;
+use crate::chunk_cache::{ChunkCache, ChunkCacheStats};
 use crate::store::{OpenedStore, StoreOptions, explain};
+use crate::zarr_blocks::{
+    Numeric, Reading, ShardIndexes, cached_blocks, decoded_bytes, into_vec, read_raw, read_window,
+};
 use crate::{ConnectorError, Result, Source, TileRequest};
 
-type Storage = dyn ReadableStorageTraits;
+pub(crate) type Storage = dyn ReadableStorageTraits;
 
 /// A Zarr store (v2 or v3) read chunk by chunk through `zarrs`, from a local path, HTTP or an
 /// object store.
@@ -30,49 +35,42 @@ type Storage = dyn ReadableStorageTraits;
 /// xarray decodes them: fill and missing values become NaN, packed integers are unpacked.
 /// Consolidated metadata (`.zmetadata`, or `consolidated_metadata` in a v3 `zarr.json`) is used
 /// when present, and is required over HTTP, which cannot list keys.
+///
+/// Tiles are Arrow buffers. When an array's chunks (inner chunks, when sharded) span several time
+/// steps, each is decoded and CF-decoded once into an LRU shared by every reader of the source,
+/// bounded by bytes ([`Source::offer_cache_bytes`]: `read_tiles` offers part of its memory budget;
+/// 128 MiB until then), and each step's tile is cut from it: a slice of the chunk's buffer when
+/// the step is a contiguous range of the chunk (the tile spans the chunk's whole width), a copy
+/// otherwise. Readers that ask for a chunk being decoded wait for that decode. A chunk larger than
+/// the bound is read around the cache, window by window.
 pub struct ZarrSource {
     uri: String,
     info: DatasetInfo,
     arrays: HashMap<String, ZarrArray>,
+    /// Decoded blocks of every array whose blocks span several steps.
+    chunks: ChunkCache,
+    /// Decoded bytes of all those arrays: more cache than this is never useful.
+    cacheable_bytes: u64,
     _store: OpenedStore,
 }
 
-struct ZarrArray {
-    array: Arc<Array<Storage>>,
-    /// Decoded chunks that span several time steps: tiles are read one step at a time, and
-    /// without it a chunk of 24 steps would be decoded 24 times.
-    cache: Option<ChunkCacheLruSizeLimit<ChunkCacheTypeDecoded>>,
-    cf: CfDecoding,
+pub(crate) struct ZarrArray {
+    /// The array's index in its source: the first half of its blocks' cache keys.
+    pub(crate) id: usize,
+    pub(crate) array: Arc<Array<Storage>>,
+    pub(crate) cf: CfDecoding,
+    /// The stored type, when numeric (others are refused when read).
+    pub(crate) kind: Option<Numeric>,
+    /// Blocks that span several time steps (chunks, or inner chunks of shards): decoded whole,
+    /// once, into the source's cache, and tiles cut from them.
+    pub(crate) blocks: Option<ChunkGrid>,
+    /// Shard indexes read once per shard (sharded arrays).
+    pub(crate) shards: Option<ShardIndexes>,
 }
 
-/// Decoded chunks kept per array when chunks span several time steps: two layers of chunks
-/// across the whole grid, at most this many bytes.
-const CHUNK_CACHE_MAX_BYTES: u64 = 1 << 30;
-
-fn chunk_cache(
-    array: &Arc<Array<Storage>>,
-    dims: &[String],
-) -> Option<ChunkCacheLruSizeLimit<ChunkCacheTypeDecoded>> {
-    if dims.first().map(String::as_str) != Some("time") || array.dimensionality() < 2 {
-        return None;
-    }
-    let block = read_block_shape(array).ok()?;
-    if block[0] < 2 {
-        return None;
-    }
-    let chunk = array.chunk_shape(&vec![0; array.dimensionality()]).ok()?;
-    let grid = array.chunk_grid_shape();
-    let chunks_per_layer = grid[1..].iter().fold(1u64, |a, n| a.saturating_mul(*n));
-    let chunk_bytes = chunk.iter().fold(
-        array.data_type().fixed_size().unwrap_or(8) as u64,
-        |a, c| a.saturating_mul(c.get()),
-    );
-    let capacity = chunks_per_layer
-        .saturating_mul(chunk_bytes)
-        .saturating_mul(2)
-        .min(CHUNK_CACHE_MAX_BYTES);
-    Some(ChunkCacheLruSizeLimit::new(array.clone(), capacity))
-}
+/// The decoded-chunk cache's bound until a reader offers it a share of its budget
+/// ([`Source::offer_cache_bytes`]): half of the default read budget.
+const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 
 impl std::fmt::Debug for ZarrSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +99,7 @@ impl ZarrSource {
 
         let mut arrays = HashMap::new();
         let mut dims_of = HashMap::new();
+        let mut cacheable_bytes = 0u64;
         for (name, metadata) in listed {
             let declared = declared_codecs(&store, &name, metadata.as_ref());
             let array = match metadata {
@@ -142,10 +141,21 @@ impl ZarrSource {
                 array: name.clone(),
                 message,
             })?;
-            let array = Arc::new(array);
-            let cache = chunk_cache(&array, &dims);
+            let blocks = cached_blocks(&array, &dims);
+            cacheable_bytes = blocks
+                .as_ref()
+                .map_or(0, decoded_bytes)
+                .saturating_add(cacheable_bytes);
+            let z = ZarrArray {
+                id: arrays.len(),
+                kind: Numeric::of(array.data_type()),
+                shards: ShardIndexes::new(&array),
+                array: Arc::new(array),
+                cf,
+                blocks,
+            };
             dims_of.insert(name.clone(), dims);
-            arrays.insert(name, ZarrArray { array, cache, cf });
+            arrays.insert(name, z);
         }
 
         let find_coord = |names: &[&str]| {
@@ -256,6 +266,8 @@ impl ZarrSource {
             uri: uri.to_owned(),
             info,
             arrays,
+            chunks: ChunkCache::new(DEFAULT_CACHE_BYTES),
+            cacheable_bytes,
             _store: store,
         })
     }
@@ -305,7 +317,25 @@ impl ZarrSource {
     pub fn read_subset(&self, variable: &str, ranges: &[Range<u64>]) -> Result<Vec<f32>> {
         let z = self.array(variable)?;
         self.check_window(variable, z, ranges)?;
-        Ok(z.cf.decode_f32(read_raw(&self.uri, variable, z, ranges)?))
+        Ok(into_vec(read_window(
+            self.reading(variable),
+            z,
+            &self.chunks,
+            ranges,
+        )?))
+    }
+
+    /// What the decoded-chunk cache holds and has done: chunks decoded, reads served from it,
+    /// evictions, bytes held and the bound.
+    pub fn chunk_cache_stats(&self) -> ChunkCacheStats {
+        self.chunks.stats()
+    }
+
+    fn reading<'a>(&'a self, name: &'a str) -> Reading<'a> {
+        Reading {
+            uri: &self.uri,
+            name,
+        }
     }
 
     /// The shape of an array.
@@ -426,15 +456,25 @@ impl Source for ZarrSource {
                 message: format!("tile window {w:?} is empty"),
             });
         }
-        let values = z.cf.decode_f32(read_raw(&self.uri, variable, z, &ranges)?);
-        let grid = &self.info.grid;
-        Ok(Tile::on_grid(
+        let values = read_window(self.reading(variable), z, &self.chunks, &ranges)?;
+        let mut tile = Tile::on_grid(
             variable,
             text_attr(&z.array, "units").unwrap_or_default(),
             (request.step, request.region, w),
-            grid,
-            values,
-        ))
+            &self.info.grid,
+            Vec::new(),
+        );
+        tile.values = TileValues(Float32Array::new(values, None));
+        Ok(tile)
+    }
+
+    fn offer_cache_bytes(&self, bytes: u64) -> u64 {
+        if self.cacheable_bytes == 0 {
+            return 0;
+        }
+        let kept = bytes.min(self.cacheable_bytes);
+        self.chunks.set_capacity(kept);
+        kept
     }
 }
 
@@ -738,87 +778,9 @@ fn codec_names(array: &Array<Storage>) -> Vec<String> {
     }
 }
 
-/// The chunk a failed read stumbled on: each chunk the window touches is tried in turn (only on
-/// the error path), so the error names the culprit rather than the window's first chunk.
-fn chunk_of(array: &Array<Storage>, ranges: &[Range<u64>]) -> Vec<u64> {
-    let first: Vec<u64> = ranges.iter().map(|r| r.start).collect();
-    let Ok(shape) = array.chunk_shape(&vec![0; ranges.len()]) else {
-        return first;
-    };
-    let per_dim: Vec<Range<u64>> = ranges
-        .iter()
-        .zip(shape.iter())
-        .map(|(r, c)| r.start / c.get()..r.end.max(r.start + 1).div_ceil(c.get()))
-        .collect();
-    let first_chunk: Vec<u64> = per_dim.iter().map(|r| r.start).collect();
-    let mut index = first_chunk.clone();
-    'chunks: for _ in 0..4096 {
-        if array
-            .retrieve_chunk::<zarrs::array::ArrayBytes<'static>>(&index)
-            .is_err()
-        {
-            return index;
-        }
-        for d in (0..index.len()).rev() {
-            index[d] += 1;
-            if index[d] < per_dim[d].end {
-                continue 'chunks;
-            }
-            index[d] = per_dim[d].start;
-        }
-        break;
-    }
-    first_chunk
-}
-
-fn chunk_error(
-    uri: &str,
-    name: &str,
-    array: &Array<Storage>,
-    ranges: &[Range<u64>],
-    e: ArrayError,
-) -> ConnectorError {
-    ConnectorError::Chunk {
-        uri: uri.to_owned(),
-        array: name.to_owned(),
-        chunk: chunk_of(array, ranges),
-        message: explain(e.to_string()),
-    }
-}
-
-/// Reads a window as stored, whatever the numeric type.
-fn read_raw(uri: &str, name: &str, z: &ZarrArray, ranges: &[Range<u64>]) -> Result<RawValues> {
-    let array = z.array.as_ref();
-    let subset = ranges.to_vec();
-    let err = |e| chunk_error(uri, name, array, ranges, e);
-    let dt = array.data_type();
-    macro_rules! read_as {
-        ($($ty:ident => $variant:ident),*) => {
-            $(if *dt == data_type::$ty() {
-                let values = match &z.cache {
-                    Some(cache) => cache.retrieve_array_subset(&subset, &CodecOptions::default()),
-                    None => array.retrieve_array_subset(&subset),
-                };
-                return values.map(RawValues::$variant).map_err(err);
-            })*
-        };
-    }
-    read_as!(
-        float32 => F32, float64 => F64, int8 => I8, uint8 => U8, int16 => I16, uint16 => U16,
-        int32 => I32, uint32 => U32, int64 => I64, uint64 => U64
-    );
-    Err(ConnectorError::Metadata {
-        uri: uri.to_owned(),
-        array: name.to_owned(),
-        message: format!(
-            "data type {dt} is not numeric (have: float32, float64, int8-64, uint8-64)"
-        ),
-    })
-}
-
 fn read_all_f64(uri: &str, name: &str, z: &ZarrArray) -> Result<Vec<f64>> {
     let ranges: Vec<_> = z.array.shape().iter().map(|n| 0..*n).collect();
-    Ok(z.cf.decode_f64(&read_raw(uri, name, z, &ranges)?))
+    Ok(z.cf.decode_f64(&read_raw(Reading { uri, name }, z, &ranges)?))
 }
 
 /// True when `path` holds a Zarr hierarchy (v2 or v3 root metadata).

@@ -55,9 +55,28 @@ pub fn run_script(script: &str, args: &[&std::ffi::OsStr]) {
 
 /// A small CF store written by Isotach: 3 steps of a 19 × 36 field in 3 × 4 chunks, with NaNs; consolidated or not.
 pub fn write_store(path: &Path, consolidated: bool) {
-    let writer = ZarrWriter::create(path, Map::new()).expect("create store");
+    write_store_with(path, 3, [1, 7, 10], consolidated);
+}
+
+/// The value [`write_store_with`] stores at flat index `k` (row-major, 19 × 36) of `step`.
+pub fn ivt_value(step: u64, k: usize) -> f32 {
+    match k % 97 {
+        0 => f32::NAN,
+        _ => (k as f32 * 0.37 + step as f32 * 11.0).sin() * 400.0 + 500.0,
+    }
+}
+
+/// Latitudes (descending, 90 to -90 by 10) and longitudes (0 to 350 by 10) of the test stores.
+pub fn test_grid() -> (Vec<f64>, Vec<f64>) {
     let lat: Vec<f64> = (0..19).map(|i| 90.0 - 10.0 * i as f64).collect();
     let lon: Vec<f64> = (0..36).map(|j| 10.0 * j as f64).collect();
+    (lat, lon)
+}
+
+/// The coordinates of a store of `steps` 6-hourly steps on [`test_grid`], without variables.
+pub fn write_coordinates(path: &Path, steps: usize) -> ZarrWriter {
+    let writer = ZarrWriter::create(path, Map::new()).expect("create store");
+    let (lat, lon) = test_grid();
     writer
         .write_coordinate("lat", &lat, json_map(json!({"units": "degrees_north"})))
         .expect("lat");
@@ -68,26 +87,28 @@ pub fn write_store(path: &Path, consolidated: bool) {
     let epoch: DateTime<Utc> = "1900-01-01T00:00:00Z".parse().expect("date");
     writer
         .write_time(
-            &TimeAxis::regular(start, 6, 3),
+            &TimeAxis::regular(start, 6, steps),
             CfTimeUnits::hours_since(epoch),
             Map::new(),
         )
         .expect("time");
+    writer
+}
+
+/// A store like [`write_store`] with `steps` steps of `ivt` ([`ivt_value`]) in chunks of
+/// `chunks` (time, lat, lon).
+pub fn write_store_with(path: &Path, steps: u64, chunks: [u64; 3], consolidated: bool) {
+    let writer = write_coordinates(path, steps as usize);
     let layout = VariableLayout {
         dims: vec!["time".into(), "lat".into(), "lon".into()],
-        shape: vec![3, 19, 36],
-        chunks: vec![1, 7, 10],
+        shape: vec![steps, 19, 36],
+        chunks: chunks.to_vec(),
     };
     let variable = writer
         .create_variable("ivt", &layout, json_map(json!({"units": "kg m-1 s-1"})))
         .expect("variable");
-    for step in 0..3u64 {
-        let values: Vec<f32> = (0..19 * 36)
-            .map(|k| match k % 97 {
-                0 => f32::NAN,
-                _ => (k as f32 * 0.37 + step as f32 * 11.0).sin() * 400.0 + 500.0,
-            })
-            .collect();
+    for step in 0..steps {
+        let values: Vec<f32> = (0..19 * 36).map(|k| ivt_value(step, k)).collect();
         variable.write_step(step, &values).expect("write step");
     }
     if consolidated {
