@@ -12,7 +12,9 @@
 //! least recently used first, never current ones: when the bound cannot hold a chunk of every
 //! place being read, the chunks that do not fit are not admitted (the caller reads its window
 //! around the cache) instead of evicting a chunk that the next step needs again, which would
-//! decode every chunk once per step.
+//! decode every chunk once per step. And done chunks of an array go before the array holds more
+//! than is worth keeping of it (two layers of chunks, set by the source), even when the bound has
+//! room: a long read then reuses their memory instead of faulting in fresh pages for every chunk.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -72,6 +74,10 @@ struct State {
     clock: u64,
     /// Bytes of `Ready` slots.
     bytes: u64,
+    /// Bytes of `Ready` slots per array.
+    held_by_array: HashMap<usize, u64>,
+    /// Done chunks of an array are dropped before the array holds more than this.
+    keep_per_array: HashMap<usize, u64>,
     /// Bytes of decodes in flight, admitted ahead.
     reserved: u64,
     capacity: u64,
@@ -142,8 +148,9 @@ impl Pending {
 }
 
 impl ChunkCache {
-    /// An empty cache holding at most `capacity_bytes` of decoded chunks.
-    pub(crate) fn new(capacity_bytes: u64) -> Self {
+    /// An empty cache holding at most `capacity_bytes` of decoded chunks, and of each array in
+    /// `keep_per_array` no more done chunks than keep it within its bytes there.
+    pub(crate) fn new(capacity_bytes: u64, keep_per_array: HashMap<usize, u64>) -> Self {
         Self {
             state: Mutex::new(State {
                 slots: HashMap::new(),
@@ -151,6 +158,8 @@ impl ChunkCache {
                 current: HashMap::new(),
                 clock: 0,
                 bytes: 0,
+                held_by_array: HashMap::new(),
+                keep_per_array,
                 reserved: 0,
                 capacity: capacity_bytes,
                 decodes: 0,
@@ -167,8 +176,8 @@ impl ChunkCache {
         let mut state = lock(&self.state);
         state.capacity = capacity_bytes;
         let target = capacity_bytes.saturating_sub(state.reserved);
-        state.evict(target, false);
-        state.evict(target, true);
+        state.evict(target, false, None);
+        state.evict(target, true, None);
     }
 
     pub(crate) fn stats(&self) -> ChunkCacheStats {
@@ -212,7 +221,7 @@ impl ChunkCache {
                     }
                     Some(Slot::Decoding { pending, .. }) => pending.clone(),
                     None => {
-                        if !state.admit(bytes) {
+                        if !state.admit(key.array, bytes) {
                             if state.bypasses == 0 {
                                 tracing::warn!(
                                     capacity_bytes = state.capacity,
@@ -259,11 +268,16 @@ impl ChunkCache {
 
 impl State {
     /// Makes room for `bytes` more, dropping done chunks only; false when that is not enough.
-    fn admit(&mut self, bytes: u64) -> bool {
+    fn admit(&mut self, array: usize, bytes: u64) -> bool {
         let Some(target) = self.room_for(bytes) else {
             return false;
         };
-        self.evict(target, false);
+        // Done chunks of the array beyond what is useful to keep of it go first, even when the
+        // bound has room: their memory is then reused for the new chunk.
+        if let Some(limit) = self.keep_per_array.get(&array) {
+            self.evict(limit.saturating_sub(bytes), false, Some(array));
+        }
+        self.evict(target, false, None);
         self.bytes <= target
     }
 
@@ -276,20 +290,35 @@ impl State {
         self.current.get(&key.place()) == Some(&key.time())
     }
 
-    /// Drops least recently used chunks until at most `target` bytes are held: done chunks only,
-    /// or any chunk with `current_too`.
-    fn evict(&mut self, target: u64, current_too: bool) {
+    /// Bytes held of `array`'s chunks.
+    fn held_of(&self, array: usize) -> u64 {
+        self.held_by_array.get(&array).copied().unwrap_or(0)
+    }
+
+    /// Drops least recently used chunks until at most `target` bytes are held (of `array`'s
+    /// chunks only, when given): done chunks only, or any chunk with `current_too`.
+    fn evict(&mut self, target: u64, current_too: bool, array: Option<usize>) {
         let mut skipped = Vec::new();
-        while self.bytes > target {
+        loop {
+            let held = match array {
+                Some(a) => self.held_of(a),
+                None => self.bytes,
+            };
+            if held <= target {
+                break;
+            }
             let Some((used, key)) = self.lru.pop_first() else {
                 break;
             };
-            if !current_too && self.is_current(&key) {
+            if array.is_some_and(|a| a != key.array) || (!current_too && self.is_current(&key)) {
                 skipped.push((used, key));
                 continue;
             }
             if let Some(Slot::Ready { bytes, .. }) = self.slots.remove(&key) {
                 self.bytes -= bytes;
+                if let Some(held) = self.held_by_array.get_mut(&key.array) {
+                    *held -= bytes;
+                }
                 self.evictions += 1;
             }
         }
@@ -332,11 +361,12 @@ impl Publisher<'_> {
             // The reservation was made from the declared size; the bound holds for the real one
             // (and for a bound lowered meanwhile) or the chunk is handed out without being kept.
             if let Some(target) = state.room_for(bytes) {
-                state.evict(target, false);
+                state.evict(target, false, None);
                 if state.bytes <= target {
                     state.clock += 1;
                     let now = state.clock;
                     state.bytes += bytes;
+                    *state.held_by_array.entry(key.array).or_default() += bytes;
                     state.lru.insert(now, key.clone());
                     state.slots.insert(
                         key,
@@ -383,7 +413,7 @@ mod tests {
 
     #[test]
     fn concurrent_readers_of_one_chunk_share_one_decode() {
-        let cache = ChunkCache::new(1 << 20);
+        let cache = ChunkCache::new(1 << 20, HashMap::new());
         let calls = AtomicUsize::new(0);
         let barrier = Barrier::new(8);
         let buffers: Vec<ScalarBuffer<f32>> = std::thread::scope(|scope| {
@@ -418,7 +448,7 @@ mod tests {
 
     #[test]
     fn a_failed_decode_is_not_kept_and_the_next_reader_decodes_again() {
-        let cache = ChunkCache::new(1 << 20);
+        let cache = ChunkCache::new(1 << 20, HashMap::new());
         let err = cache.get_or_decode(&key(0, 1), 16, || Err::<ScalarBuffer<f32>, _>("corrupt"));
         assert_eq!(err.unwrap_err(), "corrupt");
         let ok = cache.get_or_decode(&key(0, 1), 16, || Ok::<_, &str>(chunk(4, 2.0)));
@@ -442,7 +472,7 @@ mod tests {
     #[test]
     fn done_chunks_are_dropped_least_recently_used_first_within_the_bound() {
         // Chunks of 1000 f32 = 4000 bytes; room for 2.
-        let cache = ChunkCache::new(9000);
+        let cache = ChunkCache::new(9000, HashMap::new());
         let get = |k: BlockKey| {
             cache
                 .get_or_decode(&k, 4000, || Ok::<_, ()>(chunk(1000, k.index[0] as f32)))
@@ -485,9 +515,38 @@ mod tests {
     }
 
     #[test]
+    fn done_chunks_of_an_array_go_before_it_holds_more_than_is_worth_keeping() {
+        // Room for 10 chunks of 4000 bytes, but array 0 keeps at most 3 (array 1 has no limit).
+        let cache = ChunkCache::new(40_000, HashMap::from([(0, 12_000)]));
+        let get = |array: usize, time: u64, place: u64| {
+            let k = BlockKey {
+                array,
+                index: vec![time, place],
+            };
+            cache
+                .get_or_decode(&k, 4000, || Ok::<_, ()>(chunk(1000, time as f32)))
+                .expect("decode")
+                .expect("admitted")
+        };
+        for time in 0..5 {
+            for place in 0..2 {
+                get(0, time, place);
+                get(1, time, place);
+            }
+        }
+        let state = lock(&cache.state);
+        // Array 0: its two current chunks and one done chunk; array 1: all ten.
+        assert_eq!(
+            (state.held_of(0), state.held_of(1)),
+            (12_000, 40_000 - 12_000)
+        );
+        assert!(state.bytes <= 40_000);
+    }
+
+    #[test]
     fn decodes_in_flight_count_against_the_bound() {
         // Room for one chunk: while it decodes, another place is read around the cache.
-        let cache = ChunkCache::new(5000);
+        let cache = ChunkCache::new(5000, HashMap::new());
         let started = Barrier::new(2);
         let finish = Barrier::new(2);
         std::thread::scope(|scope| {

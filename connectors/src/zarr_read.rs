@@ -20,7 +20,7 @@ use crate::cf::CfDecoding;
 use crate::chunk_cache::{ChunkCache, ChunkCacheStats};
 use crate::store::{OpenedStore, StoreOptions, explain};
 use crate::zarr_blocks::{
-    Numeric, Reading, ShardIndexes, cached_blocks, decoded_bytes, into_vec, read_raw, read_window,
+    Numeric, Reading, ShardIndexes, cached_blocks, into_vec, keep_bytes, read_raw, read_window,
 };
 use crate::{ConnectorError, Result, Source, TileRequest};
 
@@ -49,7 +49,8 @@ pub struct ZarrSource {
     arrays: HashMap<String, ZarrArray>,
     /// Decoded blocks of every array whose blocks span several steps.
     chunks: ChunkCache,
-    /// Decoded bytes of all those arrays: more cache than this is never useful.
+    /// What is worth keeping of all those arrays ([`keep_bytes`]): more cache than this is never
+    /// used.
     cacheable_bytes: u64,
     _store: OpenedStore,
 }
@@ -100,6 +101,7 @@ impl ZarrSource {
         let mut arrays = HashMap::new();
         let mut dims_of = HashMap::new();
         let mut cacheable_bytes = 0u64;
+        let mut keep_per_array = HashMap::new();
         for (name, metadata) in listed {
             let declared = declared_codecs(&store, &name, metadata.as_ref());
             let array = match metadata {
@@ -142,12 +144,14 @@ impl ZarrSource {
                 message,
             })?;
             let blocks = cached_blocks(&array, &dims);
-            cacheable_bytes = blocks
-                .as_ref()
-                .map_or(0, decoded_bytes)
-                .saturating_add(cacheable_bytes);
+            let id = arrays.len();
+            if let Some(grid) = &blocks {
+                let keep = keep_bytes(grid);
+                keep_per_array.insert(id, keep);
+                cacheable_bytes = cacheable_bytes.saturating_add(keep);
+            }
             let z = ZarrArray {
-                id: arrays.len(),
+                id,
                 kind: Numeric::of(array.data_type()),
                 shards: ShardIndexes::new(&array),
                 array: Arc::new(array),
@@ -266,7 +270,7 @@ impl ZarrSource {
             uri: uri.to_owned(),
             info,
             arrays,
-            chunks: ChunkCache::new(DEFAULT_CACHE_BYTES),
+            chunks: ChunkCache::new(DEFAULT_CACHE_BYTES, keep_per_array),
             cacheable_bytes,
             _store: store,
         })
