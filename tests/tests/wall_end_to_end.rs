@@ -216,14 +216,19 @@ fn presented(out: &Path) -> Vec<Presented> {
     Presented::read_log(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn wait_exit(proc: &mut Proc, what: &str) {
+/// Waits for a node started with `--frames` to exit; on failure, says what it presented and logged.
+fn wait_exit(proc: &mut Proc, what: &str, out: &Path) {
     let start = Instant::now();
     loop {
         if let Some(status) = proc.0.try_wait().expect("wait") {
             assert!(status.success(), "{what} exited with {status}");
             return;
         }
-        assert!(start.elapsed() < PATIENCE * 2, "{what} did not finish");
+        if start.elapsed() > PATIENCE * 2 {
+            let steps: Vec<u64> = presented(out).iter().map(|p| p.step).collect();
+            let log = std::fs::read_to_string(out.join("node.log")).unwrap_or_default();
+            panic!("{what} did not finish; it presented steps {steps:?}; its log:\n{log}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -256,8 +261,8 @@ fn four_tile_processes_present_100_frames_in_lock_step() {
         ],
     );
     assert!(started.contains("on channel lobby"), "{started}");
-    for (name, _, proc) in &mut nodes {
-        wait_exit(proc, &format!("node {name}"));
+    for (name, out, proc) in &mut nodes {
+        wait_exit(proc, &format!("node {name}"), out);
     }
     let logs: BTreeMap<String, Vec<Presented>> = nodes
         .iter()
@@ -422,7 +427,7 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
         let sought = isotach_ok(&server, dir, &["replay", "seek", &id, "2"]);
         assert!(sought.contains("frame 2/25"), "{sought}");
         isotach_ok(&server, dir, &["replay", "play", &id]);
-        wait_exit(&mut node, "the solo node");
+        wait_exit(&mut node, "the solo node", &out);
         let log = presented(&out);
         let steps: Vec<u64> = log.iter().map(|p| p.step).collect();
         assert_eq!(steps, (2..25).collect::<Vec<u64>>());
@@ -446,6 +451,26 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
     assert!(!out.status.success());
     assert!(
         stderr.contains("steps_per_second 5000 is outside 0.01..=1000"),
+        "{stderr}"
+    );
+    // A replay of a store outside the data roots is refused before the store is opened.
+    let outside = dir.join("outside.toml");
+    let spec = std::fs::read_to_string(replay_spec(dir, "third")).expect("spec");
+    let season = store_root().join("season.zarr");
+    std::fs::write(
+        &outside,
+        spec.replace(&season.display().to_string(), "/etc/season.zarr"),
+    )
+    .expect("write spec");
+    let out = isotach_cmd(&server, dir)
+        .args(["replay", "start", outside.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("source.uri \"/etc/season.zarr\"")
+            && stderr.contains("outside the data roots"),
         "{stderr}"
     );
     drop(server.proc);

@@ -252,14 +252,7 @@ impl JobManager {
     ) -> Result<JobRecord, JobError> {
         // Refuse early when full, before opening any store; checked again below, atomically.
         self.check_capacity(&lock(&self.scheduler))?;
-        confine_spec(
-            &mut spec,
-            &self.config.data_roots,
-            self.config.allow_remote_sources,
-        )
-        .map_err(JobError::OutsideRoots)?;
-        confine_inference_workers(&spec, &self.config.inference_workers)
-            .map_err(JobError::OutsideRoots)?;
+        self.confine(&mut spec)?;
         let (_, pipeline) =
             crate::validate_spec(&spec).map_err(|e| JobError::InvalidArgument(e.to_string()))?;
         let time_steps = pipeline.steps.len() as u64;
@@ -284,6 +277,19 @@ impl JobManager {
         }
         drop(scheduler);
         self.get(id)
+    }
+
+    /// Refuses a spec that reads or writes outside the data roots or names an inference worker
+    /// that is not configured; relative paths become paths inside the first root.
+    pub(crate) fn confine(&self, spec: &mut PipelineSpec) -> Result<(), JobError> {
+        confine_spec(
+            spec,
+            &self.config.data_roots,
+            self.config.allow_remote_sources,
+        )
+        .map_err(JobError::OutsideRoots)?;
+        confine_inference_workers(spec, &self.config.inference_workers)
+            .map_err(JobError::OutsideRoots)
     }
 
     /// Whether a new job can start now (`true`) or must queue (`false`); refused when every slot

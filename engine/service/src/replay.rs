@@ -102,10 +102,39 @@ struct Replay {
     job_id: AtomicI64,
     channel: String,
     total: u64,
-    frames: Mutex<Vec<Arc<Frame>>>,
+    /// The store's time step of frame 0: frame `n` shows step `first_step + n`.
+    first_step: u64,
+    frames: Mutex<Slots>,
     arrived: Notify,
     playhead: Mutex<Playhead>,
     changed: Notify,
+}
+
+/// A replay's frames by position; workers finish steps in any order, so a frame waits in its
+/// slot until the playhead reaches it.
+#[derive(Default)]
+struct Slots {
+    frames: Vec<Option<Arc<Frame>>>,
+    ready: u64,
+}
+
+impl Slots {
+    fn insert(&mut self, position: usize, frame: Frame) {
+        if self.frames.len() <= position {
+            self.frames.resize(position + 1, None);
+        }
+        if self.frames[position].replace(Arc::new(frame)).is_none() {
+            self.ready += 1;
+        }
+    }
+
+    fn get(&self, position: u64) -> Option<Arc<Frame>> {
+        self.frames.get(position as usize).cloned().flatten()
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 impl Replay {
@@ -118,7 +147,7 @@ impl Replay {
             state: p.state,
             position: p.position,
             frames: self.total,
-            ready: lock(&self.frames).len() as u64,
+            ready: lock(&self.frames).ready,
             steps_per_second: p.rate,
             looping: p.looping,
             late: p.late,
@@ -180,9 +209,12 @@ impl Replays {
                         .into(),
                 )
             })?;
+        let mut spec = spec;
+        self.manager.confine(&mut spec)?;
         let (source, pipeline) =
             crate::validate_spec(&spec).map_err(|e| JobError::InvalidArgument(e.to_string()))?;
         let total = pipeline.steps.len() as u64;
+        let first_step = pipeline.steps.start as u64;
         // The source grid (a box of it when the spec selects a region); steps may coarsen it.
         let cells = source.describe().grid.len() as u64;
         let layers = spec
@@ -210,6 +242,7 @@ impl Replays {
             job_id: AtomicI64::new(0),
             channel: channel.clone(),
             total,
+            first_step,
             frames: Mutex::default(),
             arrived: Notify::new(),
             playhead: Mutex::new(Playhead {
@@ -229,8 +262,9 @@ impl Replays {
         let outlet: FrameOutlet = {
             let replay = replay.clone();
             Arc::new(move |frame: Frame| {
-                if frame.channel == replay.channel {
-                    lock(&replay.frames).push(Arc::new(frame));
+                let position = frame.step().checked_sub(replay.first_step);
+                if let Some(position) = position.filter(|_| frame.channel == replay.channel) {
+                    lock(&replay.frames).insert(position as usize, frame);
                     replay.arrived.notify_waiters();
                 }
             })
@@ -385,8 +419,8 @@ impl Replays {
         let mut counted_late = false;
         loop {
             let arrived = replay.arrived.notified();
-            if let Some(frame) = lock(&replay.frames).get(position as usize) {
-                return Some(frame.clone());
+            if let Some(frame) = lock(&replay.frames).get(position) {
+                return Some(frame);
             }
             if lock(&replay.playhead).state == PlayState::Stopped {
                 return None;
@@ -398,7 +432,7 @@ impl Replays {
             let job = self.manager.get(replay.job_id.load(Ordering::Relaxed)).ok();
             if let Some(job) =
                 job.filter(|j| !matches!(j.state, JobState::Queued | JobState::Running))
-                && lock(&replay.frames).len() as u64 <= position
+                && lock(&replay.frames).get(position).is_none()
             {
                 let mut p = lock(&replay.playhead);
                 p.state = PlayState::Failed;
@@ -407,7 +441,7 @@ impl Replays {
                         "job {} ended ({}) after {} of {} frames",
                         job.id,
                         job.state.as_str(),
-                        lock(&replay.frames).len(),
+                        lock(&replay.frames).ready,
                         replay.total
                     )
                 }));
@@ -416,5 +450,42 @@ impl Replays {
             }
             let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(number: u64) -> Frame {
+        Frame {
+            job_id: "1".into(),
+            channel: "lobby".into(),
+            number,
+            width_px: 64,
+            height_px: 64,
+            layers: Vec::new(),
+            fields: Vec::new(),
+            completed_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn frames_finished_out_of_order_play_in_step_order() {
+        let mut slots = Slots::default();
+        slots.insert(2, frame(20));
+        assert!(slots.get(0).is_none() && slots.get(1).is_none());
+        slots.insert(0, frame(0));
+        slots.insert(1, frame(10));
+        let numbers: Vec<u64> = (0..3)
+            .filter_map(|p| slots.get(p))
+            .map(|f| f.number)
+            .collect();
+        assert_eq!(numbers, [0, 10, 20]);
+        assert_eq!(slots.ready, 3);
+        slots.insert(1, frame(11));
+        assert_eq!(slots.ready, 3, "a frame computed twice counts once");
+        slots.clear();
+        assert!(slots.get(0).is_none() && slots.ready == 0);
     }
 }

@@ -174,6 +174,10 @@ impl WallSync {
                     missing: Vec::new(),
                 });
             }
+            // A node ready for a later frame skipped the earlier ones: they wait for it no more.
+            for (_, earlier) in wall.pending.range_mut(..ready.number) {
+                earlier.ready.insert(ready.node.clone());
+            }
             let pending = wall.pending.entry(ready.number).or_insert_with(|| Pending {
                 ready: BTreeSet::new(),
                 deadline: Instant::now() + ready.timeout,
@@ -381,6 +385,26 @@ mod tests {
         let spreads = sync.spreads();
         assert_eq!(spreads[0].1.frames, 1);
         assert!((spreads[0].1.max_seconds - 0.002).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_skips_a_frame_does_not_hold_it_back() {
+        let sync = Arc::new(WallSync::default());
+        let (s1, s2) = (sync.clone(), sync.clone());
+        let a = tokio::spawn(async move { s1.ready(ready("a", 0, 30_000)).await });
+        let b = tokio::spawn(async move { s2.ready(ready("b", 0, 30_000)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // c fell behind and skipped frame 0: once a and b are ready for 1 too, both go.
+        let started = Instant::now();
+        let (s1, s2) = (sync.clone(), sync.clone());
+        let c = tokio::spawn(async move { s1.ready(ready("c", 1, 30_000)).await });
+        assert_eq!(a.await.ok().and_then(Result::ok).map(|r| r.number), Some(0));
+        assert_eq!(b.await.ok().and_then(Result::ok).map(|r| r.number), Some(0));
+        let a1 = tokio::spawn(async move { s2.ready(ready("a", 1, 30_000)).await });
+        let b1 = sync.ready(ready("b", 1, 30_000)).await;
+        assert_eq!(b1.map(|r| r.number), Ok(1));
+        assert!(a1.await.is_ok() && c.await.is_ok());
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]
