@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Rust: installs what the tests need (Mesa's
-# software Vulkan so that wgpu finds an adapter without a GPU, python3-venv), builds the Python
+# software Vulkan so that wgpu finds an adapter without a GPU; Xvfb, xwd, xdotool and the X11
+# libraries that winit loads, for the windowed wall nodes; python3-venv), builds the Python
 # environment of the interop tests, then runs every Rust and Python test. Nothing is skipped: with
 # no graphics adapter the rendering tests fail, saying how to install one.
 set -euo pipefail
@@ -17,6 +18,17 @@ packages=()
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || packages+=(libvulkan1)
 compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || packages+=(mesa-vulkan-drivers)
 python3 -c 'import venv, ensurepip' 2>/dev/null || packages+=(python3-venv)
+# Windowed wall nodes under a private X server, screenshots of it, closing windows, SIGINT.
+command -v Xvfb >/dev/null || packages+=(xvfb)
+command -v xwd >/dev/null || packages+=(x11-apps)
+command -v xdotool >/dev/null || packages+=(xdotool)
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || packages+=(procps)
+for lib_package in libX11.so.6:libx11-6 libX11-xcb.so.1:libx11-xcb1 libXcursor.so.1:libxcursor1 \
+    libXi.so.6:libxi6 libxkbcommon-x11.so.0:libxkbcommon-x11-0; do
+    ldconfig -p 2>/dev/null | grep -qF "${lib_package%%:*}" || packages+=("${lib_package##*:}")
+done
+# The TLS tests make their certificates with openssl.
+command -v openssl >/dev/null || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
     echo "test.sh: installing ${packages[*]}"
     as_root apt-get update -qq

@@ -30,7 +30,7 @@ use anyhow::{Result, anyhow, bail};
 use isotach_core::PipelineSpec;
 use isotach_proto::v1;
 use isotach_proto::v1::frame_service_client::FrameServiceClient;
-use isotach_service::client::{JobClient, ReplayClient};
+use isotach_service::client::{JobClient, ReplayClient, ServerAddress};
 use isotach_service::{EventKind, JobState};
 use isotach_viz::{PRESENT_LOG, Presented};
 use tokio_stream::StreamExt;
@@ -144,7 +144,7 @@ async fn main() -> Result<()> {
             work.display().to_string()
         ),
     )?;
-    let mut server = Command::new(&isotach)
+    let mut serve = Command::new(&isotach)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(work.join("db"))
         .arg("--config")
@@ -152,11 +152,11 @@ async fn main() -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(work.join("serve.log"))?)
         .spawn()?;
-    let stdout = server
+    let stdout = serve
         .stdout
         .take()
         .ok_or_else(|| anyhow!("server stdout"))?;
-    let server = Proc(server);
+    let serve = Proc(serve);
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
     let line = lines
         .next()
@@ -166,6 +166,7 @@ async fn main() -> Result<()> {
         "http://{}",
         line.trim().rsplit(' ').next().unwrap_or_default()
     );
+    let server = ServerAddress::new(url.clone()).with_token(TOKEN);
 
     // The wall: 2 × 2 tiles of 960 × 540, one node each.
     let wall = work.join("wall.toml");
@@ -208,17 +209,10 @@ async fn main() -> Result<()> {
         Ok(nodes)
     };
 
-    let mut jobs = JobClient::connect(&url, Some(TOKEN)).await?;
-    let channel = tonic::transport::Channel::from_shared(url.clone())?
-        .connect()
-        .await?;
-    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {TOKEN}").parse()?;
+    let mut jobs = JobClient::connect(&server).await?;
+    let (channel, bearer) = server.connect().await?;
     let mut frames =
-        FrameServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", bearer.clone());
-            Ok(r)
-        })
-        .max_decoding_message_size(256 << 20);
+        FrameServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(256 << 20);
     let subscribe = |channel: &str| v1::FrameRequest {
         target: Some(v1::frame_request::Target::Channel(channel.to_owned())),
         ..Default::default()
@@ -299,7 +293,7 @@ async fn main() -> Result<()> {
 
     // 3: replay at full speed.
     let nodes = start_nodes("replay")?;
-    let mut replays = ReplayClient::connect(&url, Some(TOKEN)).await?;
+    let mut replays = ReplayClient::connect(&server).await?;
     let mut viewer = frames.subscribe(subscribe("replay")).await?.into_inner();
     let replay = replays
         .start(
@@ -350,19 +344,19 @@ async fn main() -> Result<()> {
 
     // 4: watchers.
     let watch_lag = |watchers: usize| {
-        let url = url.clone();
+        let server = server.clone();
         let store = store.clone();
         async move {
-            let mut client = JobClient::connect(&url, Some(TOKEN)).await?;
+            let mut client = JobClient::connect(&server).await?;
             let job = client
                 .submit(&spec(&store, "nobody", &format!("bench-watch-{watchers}"))?)
                 .await?;
             let mut tasks = Vec::new();
             for _ in 0..watchers {
-                let url = url.clone();
+                let server = server.clone();
                 let id = job.id.clone();
                 tasks.push(tokio::spawn(async move {
-                    let mut client = JobClient::connect(&url, Some(TOKEN)).await?;
+                    let mut client = JobClient::connect(&server).await?;
                     let mut events = client.watch(&id, 0).await?;
                     let mut n = 0u64;
                     let mut end = None;
@@ -439,6 +433,6 @@ async fn main() -> Result<()> {
         "(replay state after the window: position {}, {} late; first frame was number {})",
         replay_status.position, replay_status.late, first.number
     );
-    drop(server);
+    drop(serve);
     Ok(())
 }

@@ -9,7 +9,9 @@ The client code is generated from the project's .proto files with the standard P
 
 The spec is built as protobuf messages (isotach.v1.PipelineSpec): IVT magnitude from ivt_u and
 ivt_v, written to a Zarr store, which the script opens with xarray once the job has succeeded.
-Paths are as the server sees them (relative paths are taken from its first data root).
+Paths are as the server sees them (relative paths are taken from its first data root). For a
+server with TLS, pass `--ca CA.pem` (the CA that signed its certificate) and the host name its
+certificate names, e.g. `--server localhost:50051`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", default="127.0.0.1:50051", help="host:port of isotach serve")
     parser.add_argument("--token", required=True, help="a bearer token from the server's config")
+    parser.add_argument("--ca", help="PEM file of the CA that signed the server's certificate: "
+                        "connect over TLS (a server with [tls] in its config)")
     parser.add_argument("--store", required=True, help="the source store, as the server sees it")
     parser.add_argument("--out", required=True, help="the Zarr store to write, as the server sees it")
     parser.add_argument("--out-local", help="where this machine reads --out (default: --out)")
@@ -81,7 +85,12 @@ def main() -> int:
         sinks=[pipeline.Sink(zarr=pipeline.Sink.Zarr(path=args.out, variables=["ivt"]))],
     )
     auth = [("authorization", f"Bearer {args.token}")]
-    with grpc.insecure_channel(args.server) as channel:
+    if args.ca:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(args.ca).read_bytes())
+        channel = grpc.secure_channel(args.server, credentials)
+    else:
+        channel = grpc.insecure_channel(args.server)
+    with channel:
         jobs = job_grpc.JobServiceStub(channel)
         try:
             submitted = jobs.Submit(job.SubmitJobRequest(spec=spec), metadata=auth)

@@ -40,6 +40,7 @@
 //! assert_eq!(isotach_core::PipelineSpec::try_from(wire).unwrap(), spec);
 //! ```
 
+pub mod connect;
 mod frame;
 mod spec;
 pub mod tensor;

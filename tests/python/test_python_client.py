@@ -1,6 +1,7 @@
 """The Python client example (examples/python/submit_and_watch.py), generated from the project's
 .proto files with grpcio-tools, against a real `isotach serve`: it submits a spec, follows the
-events, and opens the Zarr result with xarray; a wrong token is refused as UNAUTHENTICATED."""
+events, and opens the Zarr result with xarray; a wrong token is refused as UNAUTHENTICATED; over TLS
+it trusts the server's CA."""
 import os
 import subprocess
 import sys
@@ -15,16 +16,14 @@ EXAMPLE = ROOT / "examples" / "python" / "submit_and_watch.py"
 SECRET = "python-client-test-token"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def start_server(base, tls=""):
     assert BIN.exists(), f"{BIN} is missing: build it with `cargo build -p isotach`"
-    base = tmp_path_factory.mktemp("service")
     data = base / "data"
     data.mkdir()
     subprocess.run([str(BIN), "generate", "--out", str(data / "s.zarr"), "--resolution-deg", "3",
                     "--steps", "4"], check=True, capture_output=True)
     (base / "service.toml").write_text(
-        f'data_roots = ["data"]\n[[token]]\nname = "py"\nsecret = "{SECRET}"\n')
+        f'data_roots = ["data"]\n[[token]]\nname = "py"\nsecret = "{SECRET}"\n{tls}')
     proc = subprocess.Popen(
         [str(BIN), "serve", "--data-dir", str(base / "state"), "--config",
          str(base / "service.toml"), "--listen", "127.0.0.1:0"],
@@ -32,16 +31,23 @@ def server(tmp_path_factory):
     line = proc.stdout.readline()
     assert "listening on" in line, f"the server did not start: {line!r}"
     address = line.rsplit(" ", 1)[-1].strip()
+    return proc, address, data
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("service")
+    proc, address, data = start_server(base)
     yield address, data, base
     proc.terminate()
     proc.wait(timeout=30)
 
 
-def run_example(address, data, base, token):
+def run_example(address, data, base, token, *extra):
     return subprocess.run(
         [sys.executable, str(EXAMPLE), "--server", address, "--token", token,
          "--store", "s.zarr", "--out", "out/ivt.zarr", "--out-local", str(data / "out/ivt.zarr"),
-         "--cache", str(base / "client")],
+         "--cache", str(base / "client"), *extra],
         capture_output=True, text=True, timeout=300)
 
 
@@ -67,3 +73,23 @@ def test_a_wrong_token_is_refused(server):
     refused = run_example(address, data, base, "not-the-token-at-all")
     assert refused.returncode == 2
     assert "UNAUTHENTICATED" in refused.stderr, refused.stderr
+
+
+def test_over_tls_the_client_trusts_the_servers_ca(tmp_path):
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", str(ROOT / "tests" / "tls" / "make-certs.sh"), str(certs)], check=True)
+    proc, address, data = start_server(
+        tmp_path, f'[tls]\ncert = "{certs / "server.pem"}"\nkey = "{certs / "server.key"}"\n')
+    try:
+        port = address.rsplit(":", 1)[1]
+        done = run_example(f"localhost:{port}", data, tmp_path, SECRET, "--ca",
+                           str(certs / "ca.pem"))
+        assert done.returncode == 0, done.stderr
+        assert any(" succeeded" in l for l in done.stdout.splitlines()), done.stdout
+        # Without the CA, the cleartext client gets no answer from the TLS server.
+        plain = run_example(f"localhost:{port}", data, tmp_path, SECRET)
+        assert plain.returncode != 0
+        assert "UNAVAILABLE" in plain.stderr, plain.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

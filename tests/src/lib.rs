@@ -6,6 +6,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod wall;
+pub mod x11;
+
 /// The `isotach` binary of this workspace's dev build.
 pub fn isotach_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -61,4 +64,24 @@ pub fn generate(dir: &std::path::Path, name: &str, resolution_deg: u32, steps: u
 /// The workspace root, where `examples/` and the shipped model live.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Certificates for TLS tests, made by `tests/tls/make-certs.sh` in `dir/certs` (openssl): a CA
+/// `ca.pem`, a server certificate it signs for localhost and 127.0.0.1 (`server.pem`,
+/// `server.key`), and an unrelated CA `other-ca.pem`.
+pub fn make_test_certs(dir: &std::path::Path) -> PathBuf {
+    let certs = dir.join("certs");
+    let script = workspace_root().join("tests/tls/make-certs.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&certs)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed (is openssl installed?):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    certs
 }

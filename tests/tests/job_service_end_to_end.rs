@@ -596,3 +596,104 @@ fn the_metrics_endpoint_counts_jobs_stages_and_frames() {
     let (status, _) = http_get(&metrics, "/nothing");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
+
+#[test]
+fn over_tls_clients_that_trust_the_servers_ca_work_and_others_are_refused_by_name() {
+    let (_keep, d) = workdir();
+    let certs = isotach_tests::make_test_certs(&d);
+    let (cert, key, ca, other_ca) = (
+        certs.join("server.pem"),
+        certs.join("server.key"),
+        certs.join("ca.pem"),
+        certs.join("other-ca.pem"),
+    );
+
+    // A server whose key file is missing does not start, and says which file.
+    let broken = d.join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "data_roots = [{:?}]\n[[token]]\nname = \"e2e\"\nsecret = \"{TOKEN}\"\n\
+             [tls]\ncert = {:?}\nkey = \"missing.key\"\n",
+            d.display().to_string(),
+            cert.display().to_string(),
+        ),
+    )
+    .expect("config");
+    let refused = Command::new(isotach_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(d.join("db-broken"))
+        .arg("--config")
+        .arg(&broken)
+        .output()
+        .expect("run isotach serve");
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(
+        message.contains("TLS key")
+            && message.contains(&d.join("missing.key").display().to_string()),
+        "{message}"
+    );
+
+    let mut server = Server::start(
+        &d,
+        &format!(
+            "[tls]\ncert = {:?}\nkey = {:?}",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    );
+    let port = server.url.rsplit(':').next().expect("port").to_owned();
+    server.url = format!("https://localhost:{port}");
+    let ca_arg = ca.display().to_string();
+
+    // Submit and watch over TLS, trusting the test CA.
+    std::fs::write(d.join("ok.toml"), small_spec("frames")).expect("spec");
+    let out = server.ok(
+        &d,
+        &["submit", "ok.toml", "--watch", "--json", "--ca", &ca_arg],
+    );
+    let events = parse_events(&out);
+    assert_eq!(events.last().map(kind), Some("succeeded"), "{out}");
+    assert!(d.join("frames/ivt_00002.png").is_file());
+    // The CA also comes from the environment.
+    let listed = server
+        .command(&d, Some(TOKEN), &["jobs"])
+        .env("ISOTACH_CA", &ca)
+        .output()
+        .expect("run isotach jobs");
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("succeeded"));
+
+    // A client that trusts another CA refuses the server, naming it and the way out.
+    let untrusted = server.run(&d, &["jobs", "--ca", &other_ca.display().to_string()]);
+    assert!(!untrusted.status.success());
+    let message = stderr(&untrusted);
+    assert!(
+        message.contains(&server.url)
+            && message.contains("is not trusted")
+            && message.contains("--ca"),
+        "{message}"
+    );
+    // A cleartext client gets no answer from a TLS server, and a CA for http:// is a mistake.
+    let cleartext = format!("http://127.0.0.1:{port}");
+    let plain = server
+        .command(&d, Some(TOKEN), &["jobs"])
+        .env("ISOTACH_SERVER", &cleartext)
+        .output()
+        .expect("run isotach jobs");
+    assert!(
+        !plain.status.success(),
+        "a cleartext call to a TLS server must fail"
+    );
+    let mixed = server
+        .command(&d, Some(TOKEN), &["jobs", "--ca", &ca_arg])
+        .env("ISOTACH_SERVER", &cleartext)
+        .output()
+        .expect("run isotach jobs");
+    assert!(
+        !mixed.status.success() && stderr(&mixed).contains("is not https://"),
+        "{}",
+        stderr(&mixed)
+    );
+}

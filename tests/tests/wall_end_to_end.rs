@@ -1,20 +1,20 @@
 //! Display walls as real processes: one `isotach serve`, four `isotach wall` tile processes
 //! (headless) on a 2 × 2 wall, and `isotach replay` driving a display channel. Frames are presented
 //! in lock-step; a tile killed with SIGKILL leaves the others running and, restarted, rejoins on
-//! the current frame; a replay paused, seeked and played gives byte-identical tiles each time.
+//! the current frame; a replay paused, seeked and played gives byte-identical tiles each time; a
+//! node reaches a TLS server through the CA it is given, and stops at once on one it does not trust.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use isotach_tests::{generate, isotach_bin};
-use isotach_viz::{PRESENT_LOG, Presented};
-
-const TOKEN: &str = "wall-token-0123456789";
-const PATIENCE: Duration = Duration::from_secs(90);
+use isotach_tests::generate;
+use isotach_tests::wall::{
+    Proc, Server, node_command, presented, replay_spec, start_node, start_server,
+    start_server_with, wait_exit, wait_for,
+};
+use isotach_viz::Presented;
 
 fn store_root() -> &'static PathBuf {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -30,31 +30,13 @@ fn store_root() -> &'static PathBuf {
     })
 }
 
-/// A replay spec: IVT magnitude of the generated season on display channel `channel`.
-fn replay_spec(dir: &Path, channel: &str) -> PathBuf {
-    let path = dir.join(format!("{channel}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "wall-e2e"
-[source]
-uri = "{}"
-variables = ["ivt_u", "ivt_v"]
-[[step]]
-op = "magnitude"
-inputs = ["ivt_u", "ivt_v"]
-output = "ivt"
-[[sink]]
-kind = "frames"
-channel = "{channel}"
-layers = [{{ variable = "ivt", colormap = "magma" }}]
-"#,
-            store_root().join("season.zarr").display()
-        ),
-    )
-    .expect("write spec");
-    path
+/// A replay of the generated season on display channel `channel`.
+fn season_spec(dir: &Path, channel: &str) -> PathBuf {
+    replay_spec(dir, &store_root().join("season.zarr"), channel, None)
+}
+
+fn serve(dir: &Path) -> Server {
+    start_server(dir, store_root())
 }
 
 fn write_wall(dir: &Path, timeout_ms: u32) -> PathBuf {
@@ -90,154 +72,11 @@ tiles = [[1, 1]]
     path
 }
 
-/// A process killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Server {
-    proc: Proc,
-    url: String,
-}
-
-fn start_server(dir: &Path) -> Server {
-    let config = dir.join("service.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_roots = [{:?}, {:?}]\nworkers_per_job = 1\n[[token]]\nname = \"wall\"\nsecret = \"{TOKEN}\"\n",
-            dir.display().to_string(),
-            store_root().display().to_string(),
-        ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(dir.join("serve.log")).expect("log");
-    let mut child = Command::new(isotach_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("db"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("start isotach serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines
-        .next()
-        .and_then(Result::ok)
-        .unwrap_or_else(|| panic!("isotach serve printed no address"));
-    std::thread::spawn(move || for _ in lines {});
-    let address = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    Server {
-        proc: Proc(child),
-        url: format!("http://{address}"),
-    }
-}
-
-fn isotach_cmd(server: &Server, dir: &Path) -> Command {
-    let mut command = Command::new(isotach_bin());
-    command
-        .current_dir(dir)
-        .env("ISOTACH_SERVER", &server.url)
-        .env("ISOTACH_TOKEN", TOKEN);
-    command
-}
-
-fn isotach_ok(server: &Server, dir: &Path, args: &[&str]) -> String {
-    let out = isotach_cmd(server, dir)
-        .args(args)
-        .output()
-        .expect("run isotach");
-    assert!(
-        out.status.success(),
-        "isotach {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Starts a wall node writing into `out`, and waits until it has subscribed.
-fn start_node(
-    server: &Server,
-    dir: &Path,
-    wall: &Path,
-    node: &str,
-    channel: &str,
-    out: &Path,
-    frames: Option<u64>,
-) -> Proc {
-    std::fs::create_dir_all(out).expect("node folder");
-    let log_path = out.join("node.log");
-    let log = std::fs::File::create(&log_path).expect("node log");
-    let mut command = isotach_cmd(server, dir);
-    command
-        .args(["wall", "--wall"])
-        .arg(wall)
-        .args(["--node", node, "--channel", channel, "--headless"])
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(log);
-    if let Some(n) = frames {
-        command.args(["--frames", &n.to_string()]);
-    }
-    let proc = Proc(command.spawn().expect("start isotach wall"));
-    wait_for(&format!("node {node} to subscribe"), || {
-        std::fs::read_to_string(&log_path)
-            .unwrap_or_default()
-            .contains("subscribed")
-    });
-    proc
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn presented(out: &Path) -> Vec<Presented> {
-    let path = out.join(PRESENT_LOG);
-    if !path.exists() {
-        return Vec::new();
-    }
-    Presented::read_log(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Waits for a node started with `--frames` to exit; on failure, says what it presented and logged.
-fn wait_exit(proc: &mut Proc, what: &str, out: &Path) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = proc.0.try_wait().expect("wait") {
-            assert!(status.success(), "{what} exited with {status}");
-            return;
-        }
-        if start.elapsed() > PATIENCE * 2 {
-            let steps: Vec<u64> = presented(out).iter().map(|p| p.step).collect();
-            let log = std::fs::read_to_string(out.join("node.log")).unwrap_or_default();
-            panic!("{what} did not finish; it presented steps {steps:?}; its log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn four_tile_processes_present_100_frames_in_lock_step() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let server = start_server(dir);
+    let server = serve(dir);
     let wall = write_wall(dir, 5_000);
     let mut nodes: Vec<(String, PathBuf, Proc)> = ["a", "b", "c", "d"]
         .into_iter()
@@ -247,9 +86,8 @@ fn four_tile_processes_present_100_frames_in_lock_step() {
             (n.to_owned(), out, proc)
         })
         .collect();
-    let spec = replay_spec(dir, "lobby");
-    let started = isotach_ok(
-        &server,
+    let spec = season_spec(dir, "lobby");
+    let started = server.ok(
         dir,
         &[
             "replay",
@@ -317,7 +155,7 @@ fn four_tile_processes_present_100_frames_in_lock_step() {
 fn a_killed_tile_process_leaves_the_others_running_and_rejoins_on_the_current_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let server = start_server(dir);
+    let server = serve(dir);
     let wall = write_wall(dir, 500);
     let out = |n: &str| dir.join(format!("node-{n}"));
     let mut others: Vec<Proc> = ["a", "b", "c"]
@@ -325,9 +163,8 @@ fn a_killed_tile_process_leaves_the_others_running_and_rejoins_on_the_current_fr
         .map(|n| start_node(&server, dir, &wall, n, "hall", &out(n), None))
         .collect();
     let d = start_node(&server, dir, &wall, "d", "hall", &out("d"), None);
-    let spec = replay_spec(dir, "hall");
-    isotach_ok(
-        &server,
+    let spec = season_spec(dir, "hall");
+    server.ok(
         dir,
         &[
             "replay",
@@ -390,7 +227,7 @@ fn a_killed_tile_process_leaves_the_others_running_and_rejoins_on_the_current_fr
 fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    let server = start_server(dir);
+    let server = serve(dir);
     let wall = dir.join("single.toml");
     std::fs::write(
         &wall,
@@ -401,10 +238,9 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
     let mut runs = Vec::new();
     for (run, channel) in ["first", "second"].into_iter().enumerate() {
         let out = dir.join(format!("run-{run}"));
-        let spec = replay_spec(dir, channel);
+        let spec = season_spec(dir, channel);
         let mut node = start_node(&server, dir, &wall, "solo", channel, &out, Some(23));
-        let started = isotach_ok(
-            &server,
+        let started = server.ok(
             dir,
             &[
                 "replay",
@@ -424,15 +260,17 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
         // Paused: nothing is shown.
         std::thread::sleep(Duration::from_millis(500));
         assert!(presented(&out).is_empty());
-        let sought = isotach_ok(&server, dir, &["replay", "seek", &id, "2"]);
+        let sought = server.ok(dir, &["replay", "seek", &id, "2"]);
         assert!(sought.contains("frame 2/25"), "{sought}");
-        isotach_ok(&server, dir, &["replay", "play", &id]);
+        server.ok(dir, &["replay", "play", &id]);
         wait_exit(&mut node, "the solo node", &out);
         let log = presented(&out);
         let steps: Vec<u64> = log.iter().map(|p| p.step).collect();
         assert_eq!(steps, (2..25).collect::<Vec<u64>>());
         wait_for("the replay to finish", || {
-            isotach_ok(&server, dir, &["replay", "status", &id]).contains("finished")
+            server
+                .ok(dir, &["replay", "status", &id])
+                .contains("finished")
         });
         runs.push(out);
     }
@@ -443,7 +281,8 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
         assert!(a == b, "{name} differs between two replays");
     }
     // Bad commands are refused with the value named.
-    let out = isotach_cmd(&server, dir)
+    let out = server
+        .command(dir)
         .args(["replay", "speed", "r1", "5000"])
         .output()
         .expect("run");
@@ -455,14 +294,15 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
     );
     // A replay of a store outside the data roots is refused before the store is opened.
     let outside = dir.join("outside.toml");
-    let spec = std::fs::read_to_string(replay_spec(dir, "third")).expect("spec");
+    let spec = std::fs::read_to_string(season_spec(dir, "third")).expect("spec");
     let season = store_root().join("season.zarr");
     std::fs::write(
         &outside,
         spec.replace(&season.display().to_string(), "/etc/season.zarr"),
     )
     .expect("write spec");
-    let out = isotach_cmd(&server, dir)
+    let out = server
+        .command(dir)
         .args(["replay", "start", outside.to_str().expect("utf-8")])
         .output()
         .expect("run");
@@ -474,4 +314,62 @@ fn a_replay_pauses_seeks_plays_and_draws_the_same_pixels_every_time() {
         "{stderr}"
     );
     drop(server.proc);
+}
+
+#[test]
+fn a_tile_process_plays_a_replay_over_tls_and_refuses_a_server_it_does_not_trust() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let certs = isotach_tests::make_test_certs(dir);
+    let mut server = start_server_with(
+        dir,
+        store_root(),
+        &format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            certs.join("server.pem").display().to_string(),
+            certs.join("server.key").display().to_string()
+        ),
+    );
+    let port = server.url.rsplit(':').next().expect("port").to_owned();
+    server.url = format!("https://localhost:{port}");
+    server.ca = Some(certs.join("ca.pem"));
+    let wall = dir.join("solo.toml");
+    std::fs::write(
+        &wall,
+        "name = \"solo\"\nrows = 1\ncolumns = 1\ntile_width_px = 320\ntile_height_px = 180\n\
+         [[node]]\nname = \"solo\"\ntiles = [[0, 0]]\n",
+    )
+    .expect("wall file");
+
+    // A node that trusts another CA stops at once, naming the server: no retrying a certificate.
+    let refused = node_command(&server, dir, &wall, "solo", "tls")
+        .env("ISOTACH_CA", certs.join("other-ca.pem"))
+        .arg("--headless")
+        .arg(dir.join("refused"))
+        .output()
+        .expect("run isotach wall");
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        message.contains(&server.url) && message.contains("is not trusted"),
+        "{message}"
+    );
+
+    let out = dir.join("node-solo");
+    let mut node = start_node(&server, dir, &wall, "solo", "tls", &out, Some(5));
+    let spec = season_spec(dir, "tls");
+    let started = server.ok(
+        dir,
+        &[
+            "replay",
+            "start",
+            spec.to_str().expect("utf-8"),
+            "--rate",
+            "8",
+        ],
+    );
+    assert!(started.contains("on channel tls"), "{started}");
+    wait_exit(&mut node, "node solo", &out);
+    let numbers: Vec<u64> = presented(&out).iter().map(|p| p.number).collect();
+    assert_eq!(numbers, [0, 1, 2, 3, 4]);
 }

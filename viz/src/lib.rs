@@ -1,5 +1,7 @@
 //! The Isotach renderer: draws an atmospheric [`Field`](isotach_core::Field) into an RGBA image
-//! with wgpu, headless (a GPU or Mesa's software Vulkan, lavapipe), with layers over it.
+//! with wgpu, headless (a GPU or Mesa's software Vulkan, lavapipe), with layers over it. Display-wall
+//! nodes ([`run_node`], [`run_window_node`]) draw a channel's frames for their tiles and present
+//! them as PNG files or in winit windows.
 //!
 //! A frame is a white canvas with dark text: a title line (`{long_name} ({variable}, {units})`), a
 //! second line with the valid time (`YYYY-MM-DD HH:MM UTC`) and the step, the field as a map in a
@@ -44,6 +46,7 @@ mod layout;
 mod node;
 mod objects;
 mod overlay;
+mod present;
 mod projection;
 mod range;
 mod renderer;
@@ -52,6 +55,7 @@ mod scene;
 mod text;
 mod vectors;
 mod wall;
+mod window;
 
 pub use coastline::{
     COASTLINE_DIR_ENV, COASTLINE_INSTALL_COMMAND, CoastlineResolution, Coastlines,
@@ -75,6 +79,7 @@ pub use scene::{CoastlineLayer, Layer, Scene};
 pub use text::{Tick, colorbar_ticks, format_time_line, format_title};
 pub use vectors::{VectorLayer, arrow_anchors};
 pub use wall::{MAX_WALL_SIDE_PX, NodeSpec, WallSpec};
+pub use window::{WindowOptions, has_display, run_window_node};
 
 use isotach_core::Colormap;
 

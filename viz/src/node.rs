@@ -2,9 +2,10 @@
 //!
 //! It subscribes to a display channel of `isotach serve` (`FrameService`), draws each frame's
 //! part of the wall's virtual canvas for each of its tiles, says it is ready (`WallSync`), and
-//! presents when the wall's barrier answers. Headless, presenting means the frame is shown: the
-//! time is recorded, then each tile is written as a PNG. When the server goes away the node
-//! reconnects and rejoins on the channel's current frame.
+//! presents when the wall's barrier answers, through a [`Present`]: headless, the time is
+//! recorded, then each tile is written as a PNG; with a display, the tiles' windows show the
+//! frame (`crate::window`). Either way a line goes into the present log. When the server goes
+//! away the node reconnects and rejoins on the channel's current frame.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,19 +14,20 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use isotach_core::Frame;
+use isotach_proto::connect::{Bearer, ConnectError, ServerAddress};
 use isotach_proto::to_timestamp;
 use isotach_proto::v1;
 use isotach_proto::v1::frame_service_client::FrameServiceClient;
 use isotach_proto::v1::wall_sync_client::WallSyncClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
-use crate::{NodeSpec, Renderer, RgbaImage, VizError, WallSpec, frame_scene};
+use crate::present::{PngTiles, Present, node_tiles};
+use crate::{NodeSpec, Renderer, VizError, WallSpec, frame_scene};
 
 /// The largest frame message accepted (a frame carries its fields).
 pub const MAX_FRAME_MESSAGE_BYTES: usize = 256 << 20;
-/// The file, in the output folder, with one line per presented frame.
+/// The file, in the node's log folder, with one line per presented frame.
 pub const PRESENT_LOG: &str = "presented.csv";
 
 /// How a node runs.
@@ -35,13 +37,12 @@ pub struct NodeConfig {
     pub wall: WallSpec,
     /// This node's name in the wall file.
     pub node: String,
-    /// The server, e.g. `http://10.0.0.5:50051`.
-    pub server: String,
+    /// The server (`http://10.0.0.5:50051` or `https://…`), its token and CA.
+    pub server: ServerAddress,
     /// The display channel shown.
     pub channel: String,
-    /// Bearer token of the server.
-    pub token: Option<String>,
-    /// Folder of the presented tiles (`r{row}c{col}_s{step}.png`) and the present log.
+    /// Folder of the present log; headless ([`run_node`]) also of the presented tiles
+    /// (`r{row}c{col}_s{step}.png`).
     pub output: PathBuf,
     /// Stop after presenting this many frames; `None`: run until killed.
     pub frames: Option<u64>,
@@ -56,28 +57,10 @@ pub struct NodeSummary {
     pub connections: u64,
 }
 
-/// Adds `authorization: Bearer TOKEN` to every call.
-#[derive(Clone)]
-struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
-    }
-}
-
 type Frames = FrameServiceClient<InterceptedService<Channel, Bearer>>;
 type Sync = WallSyncClient<InterceptedService<Channel, Bearer>>;
 
-fn node_error(node: &str, reason: impl Into<String>) -> VizError {
+pub(crate) fn node_error(node: &str, reason: impl Into<String>) -> VizError {
     VizError::Node {
         node: node.to_owned(),
         reason: reason.into(),
@@ -158,17 +141,38 @@ impl Presented {
     }
 }
 
-/// Runs a node until it has presented `config.frames` frames (or forever).
+/// Runs a headless node until it has presented `config.frames` frames (or forever): each
+/// presented tile is written as a PNG into `config.output`, beside the present log.
 pub async fn run_node(config: NodeConfig) -> Result<NodeSummary, VizError> {
+    let tiles = node_tiles(&config.wall, config.wall.node(&config.node)?);
+    let folder = config.output.clone();
+    let mut summary = NodeSummary::default();
+    drive_node(&config, &mut summary, move || {
+        let tiles = PngTiles::new(Renderer::new_headless()?, tiles, folder);
+        Ok(Box::new(tiles) as Box<dyn Present>)
+    })
+    .await?;
+    Ok(summary)
+}
+
+/// Runs a node, presenting through what `open` returns (called on a blocking thread), until it
+/// has presented `config.frames` frames (or forever). `summary` is kept up to date as frames are
+/// presented, so it holds what was done even when the caller drops this future to stop.
+pub(crate) async fn drive_node(
+    config: &NodeConfig,
+    summary: &mut NodeSummary,
+    open: impl FnOnce() -> Result<Box<dyn Present>, VizError> + Send + 'static,
+) -> Result<(), VizError> {
     let node = config.wall.node(&config.node)?.clone();
-    let token = match &config.token {
-        Some(t) => Some(
-            format!("Bearer {t}")
-                .parse::<MetadataValue<Ascii>>()
-                .map_err(|_| node_error(&config.node, "the token is not printable ASCII"))?,
-        ),
-        None => None,
-    };
+    let fatal = |e: ConnectError| node_error(&config.node, e.to_string());
+    // Checked once, before anything is drawn: no reconnect fixes a bad URL, token or CA file.
+    let endpoint = config
+        .server
+        .endpoint()
+        .map_err(fatal)?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5));
+    let bearer = config.server.bearer().map_err(fatal)?;
     std::fs::create_dir_all(&config.output).map_err(|source| VizError::Io {
         path: config.output.clone(),
         source,
@@ -182,20 +186,20 @@ pub async fn run_node(config: NodeConfig) -> Result<NodeSummary, VizError> {
         path: log_path.clone(),
         source,
     })?;
-    let renderer = tokio::task::spawn_blocking(Renderer::new_headless)
+    let presenter = tokio::task::spawn_blocking(open)
         .await
         .map_err(|e| node_error(&config.node, e.to_string()))??;
-    tracing::info!(node = %config.node, adapter = %renderer.adapter_summary(), "wall node renderer ready");
+    tracing::info!(node = %config.node, adapter = %presenter.adapter_summary(), "wall node renderer ready");
     let mut state = NodeState {
-        renderer: Arc::new(Mutex::new(renderer)),
+        presenter: Arc::new(Mutex::new(presenter)),
         log,
         log_path,
         previous: None,
-        summary: NodeSummary::default(),
+        summary,
     };
     loop {
-        match serve_once(&config, &node, token.clone(), &mut state).await {
-            Ok(true) => return Ok(state.summary),
+        match serve_once(config, &node, &endpoint, &bearer, &mut state).await {
+            Ok(true) => return Ok(()),
             Ok(false) => tracing::warn!(node = %config.node, "frame stream ended; reconnecting"),
             Err(Reconnect::Fatal(e)) => return Err(e),
             Err(Reconnect::Retry(reason)) => {
@@ -206,12 +210,12 @@ pub async fn run_node(config: NodeConfig) -> Result<NodeSummary, VizError> {
     }
 }
 
-struct NodeState {
-    renderer: Arc<Mutex<Renderer>>,
+struct NodeState<'a> {
+    presenter: Arc<Mutex<Box<dyn Present>>>,
     log: std::fs::File,
     log_path: PathBuf,
     previous: Option<(u64, DateTime<Utc>)>,
-    summary: NodeSummary,
+    summary: &'a mut NodeSummary,
 }
 
 enum Reconnect {
@@ -244,23 +248,20 @@ impl From<tonic::Status> for Reconnect {
 async fn serve_once(
     config: &NodeConfig,
     node: &NodeSpec,
-    token: Option<MetadataValue<Ascii>>,
-    state: &mut NodeState,
+    endpoint: &Endpoint,
+    bearer: &Bearer,
+    state: &mut NodeState<'_>,
 ) -> Result<bool, Reconnect> {
-    let endpoint = Channel::from_shared(config.server.clone())
-        .map_err(|e| {
-            Reconnect::Fatal(node_error(
-                &config.node,
-                format!("server URL {:?}: {e}", config.server),
-            ))
-        })?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5));
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| Reconnect::Retry(format!("{}: {e}", config.server)))?;
-    let bearer = Bearer(token);
+        .map_err(|e| match config.server.connect_error(&e) {
+            untrusted @ ConnectError::Untrusted { .. } => {
+                Reconnect::Fatal(node_error(&config.node, untrusted.to_string()))
+            }
+            unreachable => Reconnect::Retry(unreachable.to_string()),
+        })?;
+    let bearer = bearer.clone();
     let mut frames: Frames = FrameServiceClient::with_interceptor(channel.clone(), bearer.clone())
         .max_decoding_message_size(MAX_FRAME_MESSAGE_BYTES);
     let mut sync: Sync = WallSyncClient::with_interceptor(channel, bearer);
@@ -284,7 +285,7 @@ async fn serve_once(
         .await?
         .into_inner();
     state.summary.connections += 1;
-    tracing::info!(node = %config.node, channel = %config.channel, server = %config.server, "subscribed");
+    tracing::info!(node = %config.node, channel = %config.channel, server = %config.server.url, "subscribed");
     let nodes: Vec<String> = wall.nodes.iter().map(|n| n.name.clone()).collect();
     while let Some(message) = stream.message().await? {
         let frame = Frame::try_from(message).map_err(|e| {
@@ -294,18 +295,13 @@ async fn serve_once(
             ))
         })?;
         let started = Instant::now();
-        let renderer = state.renderer.clone();
-        let tiles = node.tiles.clone();
-        let wall_spec = wall.clone();
+        let presenter = state.presenter.clone();
         let frame = Arc::new(frame);
         let drawing = frame.clone();
-        let images = tokio::task::spawn_blocking(move || -> Result<Vec<RgbaImage>, VizError> {
+        tokio::task::spawn_blocking(move || -> Result<(), VizError> {
             let scene = frame_scene(&drawing)?;
-            let mut renderer = renderer.lock().unwrap_or_else(|p| p.into_inner());
-            tiles
-                .iter()
-                .map(|&tile| renderer.render_viewport(&scene, canvas, wall_spec.viewport(tile)))
-                .collect()
+            let mut presenter = presenter.lock().unwrap_or_else(|p| p.into_inner());
+            presenter.draw(&scene, canvas)
         })
         .await
         .map_err(|e| Reconnect::Fatal(node_error(&config.node, e.to_string())))?
@@ -325,7 +321,15 @@ async fn serve_once(
             })
             .await?
             .into_inner();
-        let presented_at = Utc::now();
+        let presenter = state.presenter.clone();
+        let step = frame.step();
+        let presented_at = tokio::task::spawn_blocking(move || {
+            let mut presenter = presenter.lock().unwrap_or_else(|p| p.into_inner());
+            presenter.present(step)
+        })
+        .await
+        .map_err(|e| Reconnect::Fatal(node_error(&config.node, e.to_string())))?
+        .map_err(Reconnect::Fatal)?;
         state.previous = Some((frame.number, presented_at));
         let record = Presented {
             number: frame.number,
@@ -336,12 +340,6 @@ async fn serve_once(
             waited_ms: order.waited_ms,
             missing: order.missing,
         };
-        for (&[row, col], image) in node.tiles.iter().zip(&images) {
-            let path = config
-                .output
-                .join(format!("r{row}c{col}_s{:05}.png", frame.step()));
-            image.write_png(&path).map_err(Reconnect::Fatal)?;
-        }
         writeln!(state.log, "{}", record.line())
             .and_then(|()| state.log.flush())
             .map_err(|source| {

@@ -1,4 +1,4 @@
-//! The headless wgpu renderer.
+//! The wgpu renderer: draws into a texture, read back as an image or copied into a window's tile.
 
 use std::sync::mpsc;
 
@@ -18,7 +18,7 @@ const INK_RGBA: [u8; 4] = [32, 32, 32, 255];
 /// Canvas background.
 const BACKGROUND_RGBA: [u8; 4] = [255, 255, 255, 255];
 /// Target format: linear 8-bit, so colours match the tables bit for bit.
-const TARGET_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
+pub(crate) const TARGET_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 
 /// The shader's uniform block (see `shader.wgsl`).
 #[repr(C)]
@@ -98,12 +98,13 @@ struct GridParams {
     periodic: bool,
 }
 
-/// Draws [`Field`]s into RGBA images with wgpu, without a window.
+/// Draws [`Field`]s into RGBA images with wgpu, headless or for a window's tiles.
 ///
 /// The device, pipeline and lookup texture live as long as the renderer; the target, mask and
 /// read-back buffer are recreated only when the canvas size changes, the field texture only when
 /// the grid shape changes, and the ink mask is re-uploaded only when the annotations change.
 pub struct Renderer {
+    adapter: wgpu::Adapter,
     adapter_info: wgpu::AdapterInfo,
     max_texture: u32,
     device: wgpu::Device,
@@ -190,14 +191,28 @@ impl Renderer {
     pub fn new_headless() -> Result<Self, VizError> {
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let tried = desc.backends & wgpu::Instance::enabled_backend_features();
-        let instance = wgpu::Instance::new(desc);
+        Self::open(&wgpu::Instance::new(desc), tried, &[])
+    }
+
+    /// Opens the preferred adapter of `instance` among those that can present to every one of
+    /// `surfaces` (none: headless); `tried` names the backends `instance` was created with, for
+    /// the error when no adapter fits.
+    pub(crate) fn open(
+        instance: &wgpu::Instance,
+        tried: wgpu::Backends,
+        surfaces: &[&wgpu::Surface<'_>],
+    ) -> Result<Self, VizError> {
         let mut adapters = pollster::block_on(instance.enumerate_adapters(tried));
+        adapters.retain(|a| surfaces.iter().all(|s| a.is_surface_supported(s)));
         adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
         let adapter = match adapters.into_iter().next() {
             Some(adapter) => adapter,
             None => {
                 // Ask again the ordinary way: its error says what each backend found.
-                let options = wgpu::RequestAdapterOptions::default();
+                let options = wgpu::RequestAdapterOptions {
+                    compatible_surface: surfaces.first().copied(),
+                    ..Default::default()
+                };
                 match pollster::block_on(instance.request_adapter(&options)) {
                     Ok(adapter) => adapter,
                     Err(e) => {
@@ -319,6 +334,7 @@ impl Renderer {
         }
 
         Ok(Self {
+            adapter,
             adapter_info,
             max_texture,
             device,
@@ -349,6 +365,11 @@ impl Renderer {
     /// The largest canvas side (and grid side) this adapter accepts, in pixels.
     pub fn max_texture_size(&self) -> u32 {
         self.max_texture
+    }
+
+    /// The adapter, device and queue, for presenting what this renderer draws on their surfaces.
+    pub(crate) fn gpu(&self) -> (&wgpu::Adapter, &wgpu::Device, &wgpu::Queue) {
+        (&self.adapter, &self.device, &self.queue)
     }
 
     /// Renders `field` in `style` onto a `canvas`-sized image: title, time line, map (the default
@@ -388,6 +409,57 @@ impl Renderer {
         canvas: Canvas,
         viewport: PixelRect,
     ) -> Result<RgbaImage, VizError> {
+        self.render_with(scene, canvas, viewport, Self::read_back)
+    }
+
+    /// Renders the part `viewport` of `scene` laid out on `canvas`, as
+    /// [`render_viewport`](Self::render_viewport) does, into `destination` on the GPU (a
+    /// texture of the viewport's size and the target's format, `Rgba8Unorm`, with `COPY_DST`
+    /// usage): nothing is read back, so a window shows the same pixels without the round trip.
+    pub(crate) fn render_viewport_into(
+        &mut self,
+        scene: &Scene<'_>,
+        canvas: Canvas,
+        viewport: PixelRect,
+        destination: &wgpu::Texture,
+    ) -> Result<(), VizError> {
+        self.render_with(scene, canvas, viewport, |renderer, mut encoder| {
+            let Some(frame) = &renderer.frame else {
+                return Err(VizError::Gpu {
+                    during: "copying the frame",
+                    message: "internal: no target".into(),
+                });
+            };
+            encoder.copy_texture_to_texture(
+                frame.target.as_image_copy(),
+                destination.as_image_copy(),
+                frame.target.size(),
+            );
+            let submitted = renderer.queue.submit([encoder.finish()]);
+            // Done means drawn: a wall node says it is ready only once the GPU has finished.
+            renderer
+                .device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(submitted),
+                    timeout: None,
+                })
+                .map_err(|e| VizError::Gpu {
+                    during: "waiting for the frame",
+                    message: e.to_string(),
+                })?;
+            Ok(())
+        })
+    }
+
+    /// Checks, uploads and encodes the drawing of `viewport`, then hands the encoder to
+    /// `deliver`, which sends the target where it goes; GPU errors of either are caught.
+    fn render_with<T>(
+        &mut self,
+        scene: &Scene<'_>,
+        canvas: Canvas,
+        viewport: PixelRect,
+        deliver: impl FnOnce(&mut Self, wgpu::CommandEncoder) -> Result<T, VizError>,
+    ) -> Result<T, VizError> {
         let field = scene.field;
         let style = &scene.style;
         // Check everything on the CPU first, so wgpu only ever sees valid requests.
@@ -456,7 +528,9 @@ impl Renderer {
         );
         self.set_object_params(objects, view.layout.scale);
         self.upload_overlay(overlay.as_ref());
-        let result = self.draw_and_read();
+        let result = self
+            .encode_frame()
+            .and_then(|encoder| deliver(self, encoder));
         if let Some(e) = pollster::block_on(oom_scope.pop()) {
             self.drop_cached();
             return Err(gpu_error("rendering (out of memory)")(e));
@@ -797,8 +871,8 @@ impl Renderer {
             .write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&params));
     }
 
-    /// Draws the frame, copies it into the read-back buffer and returns it unpadded.
-    fn draw_and_read(&mut self) -> Result<RgbaImage, VizError> {
+    /// Records the frame's render pass into the target.
+    fn encode_frame(&mut self) -> Result<wgpu::CommandEncoder, VizError> {
         let (Some(frame), Some(field), Some(ids)) = (&self.frame, &self.field, &self.ids) else {
             return Err(VizError::Gpu {
                 during: "rendering",
@@ -864,6 +938,18 @@ impl Renderer {
             pass.set_bind_group(0, &*bind_group, &[]);
             pass.draw(0..3, 0..1);
         }
+        Ok(encoder)
+    }
+
+    /// Submits `encoder` with a copy of the target into the read-back buffer, and returns the
+    /// frame unpadded.
+    fn read_back(&mut self, mut encoder: wgpu::CommandEncoder) -> Result<RgbaImage, VizError> {
+        let Some(frame) = &self.frame else {
+            return Err(VizError::Gpu {
+                during: "reading the frame",
+                message: "internal: no target".into(),
+            });
+        };
         let (width, height) = (frame.canvas.width_px, frame.canvas.height_px);
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {

@@ -94,7 +94,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wgpu=warn,wgpu_hal=off,naga=warn".into()),
+                .unwrap_or_else(|_| "info,wgpu=warn,wgpu_hal=off,naga=warn,winit=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

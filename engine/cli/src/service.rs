@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use isotach_core::PipelineSpec;
-use isotach_service::client::JobClient;
+use isotach_service::client::{JobClient, ServerAddress};
 use isotach_service::{EventKind, JobEventRecord, JobManager, JobState, JobSummary, ServiceConfig};
 use tokio_stream::StreamExt;
 
@@ -33,6 +33,20 @@ pub(crate) struct ServerArgs {
     /// Bearer token (one of the server config's `[[token]]` secrets).
     #[arg(long, env = "ISOTACH_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// PEM file of the CA that signed an https:// server's certificate, trusted instead of the
+    /// system's roots.
+    #[arg(long, env = "ISOTACH_CA", value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    pub(crate) fn address(&self) -> ServerAddress {
+        ServerAddress {
+            url: self.server.clone(),
+            token: self.token.clone(),
+            ca: self.ca.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -151,7 +165,7 @@ pub(crate) async fn shutdown_signal() {
 }
 
 async fn connect(server: &ServerArgs) -> Result<JobClient> {
-    Ok(JobClient::connect(&server.server, server.token.as_deref()).await?)
+    Ok(JobClient::connect(&server.address()).await?)
 }
 
 pub(crate) fn submit(args: &SubmitArgs) -> Result<()> {

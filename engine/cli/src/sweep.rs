@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::service::ServerArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use isotach_core::SweepTemplate;
 use isotach_core::template::Point;
@@ -55,12 +56,8 @@ pub(crate) struct SweepArgs {
     /// refuses a point that does not fit its data when it comes to it.
     #[arg(long)]
     no_data_check: bool,
-    /// The job server's URL.
-    #[arg(long, env = "ISOTACH_SERVER", default_value = "http://127.0.0.1:50051")]
-    server: String,
-    /// Bearer token (one of the server config's `[[token]]` secrets).
-    #[arg(long, env = "ISOTACH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// One point to submit: a new job from its spec, or a rerun of an earlier job.
@@ -134,7 +131,7 @@ pub(crate) fn sweep(args: &SweepArgs) -> Result<()> {
         return Ok(());
     }
 
-    let outcomes = submit::run(&args.server, args.token.as_deref(), &plans)?;
+    let outcomes = submit::run(&args.server.address(), &plans)?;
     let metric_objects = template.metric_objects(&points);
     let mut records = Vec::new();
     for (plan, outcome) in plans.iter().zip(outcomes) {

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use isotach_core::PipelineSpec;
 use isotach_service::client::ReplayClient;
 use isotach_service::replay::{PlayState, ReplayChange, ReplayStatus};
-use isotach_viz::{NodeConfig, WallSpec, run_node};
+use isotach_viz::{NodeConfig, WallSpec, WindowOptions, has_display, run_node, run_window_node};
 
 use crate::service::ServerArgs;
 
@@ -21,10 +21,19 @@ pub(crate) struct WallArgs {
     /// Display channel shown (a frames sink's or a replay's `channel`).
     #[arg(long, default_value = "wall")]
     channel: String,
-    /// Draw without a window: write each presented tile as `r{row}c{col}_s{step}.png` (and a
-    /// present log, `presented.csv`) into this folder.
+    /// Draw without a window: write each presented tile as `r{row}c{col}_s{step}.png` (and the
+    /// present log, `presented.csv`) into this folder. Without it, each tile gets a window.
     #[arg(long)]
     headless: Option<PathBuf>,
+    /// Show tile k of this node (in the wall file's order) borderless fullscreen on monitor k.
+    /// Default: a window per tile of the tile's size, scaled down alike when they do not fit on
+    /// the screen.
+    #[arg(long, conflicts_with = "headless")]
+    fullscreen: bool,
+    /// With windows: the folder of the present log, `presented.csv` (one line per presented
+    /// frame); default: the current folder. Headless, the log goes into the --headless folder.
+    #[arg(long, value_name = "DIR", conflicts_with = "headless")]
+    log: Option<PathBuf>,
     /// Exit after presenting this many frames (default: run until stopped).
     #[arg(long)]
     frames: Option<u64>,
@@ -35,23 +44,42 @@ pub(crate) struct WallArgs {
 pub(crate) fn wall(args: &WallArgs) -> Result<()> {
     let wall = WallSpec::load(&args.wall)?;
     wall.node(&args.node)?;
-    let Some(output) = args.headless.clone() else {
+    let windowed = args.headless.is_none();
+    if windowed && !has_display() {
         bail!(
-            "isotach wall presents headless only in this version: pass --headless DIR to write \
-             each presented tile as a PNG (windowed and fullscreen output is not built yet)"
+            "isotach wall --node {}: windows need a display, and DISPLAY is not set; run it in a \
+             graphical session (or under Xvfb), or pass --headless DIR to write each presented \
+             tile as a PNG instead",
+            args.node
         );
+    }
+    let output = match (&args.headless, &args.log) {
+        (Some(folder), _) | (None, Some(folder)) => folder.clone(),
+        (None, None) => PathBuf::from("."),
     };
     let config = NodeConfig {
         wall,
         node: args.node.clone(),
-        server: args.server.server.clone(),
+        server: args.server.address(),
         channel: args.channel.clone(),
-        token: args.server.token.clone(),
         output,
         frames: args.frames,
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let summary = runtime.block_on(run_node(config))?;
+    let summary = if windowed {
+        let options = WindowOptions {
+            fullscreen: args.fullscreen,
+        };
+        let interrupted = async {
+            // Without a handler Ctrl-C keeps its default (the process ends at once).
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        run_window_node(config, options, interrupted)?
+    } else {
+        let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        runtime.block_on(run_node(config))?
+    };
     println!(
         "node {} presented {} frames ({} connections)",
         args.node, summary.presented, summary.connections
@@ -132,8 +160,7 @@ fn print_status(s: &ReplayStatus) {
 pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let url = &args.server.server;
-        let mut client = ReplayClient::connect(url, args.server.token.as_deref()).await?;
+        let mut client = ReplayClient::connect(&args.server.address()).await?;
         let change = |f: fn(&mut ReplayChange)| {
             let mut c = ReplayChange::default();
             f(&mut c);
@@ -153,7 +180,13 @@ pub(crate) fn replay(args: &ReplayArgs) -> Result<()> {
                 client
                     .start(&spec_value, *rate, *looping, *paused)
                     .await
-                    .with_context(|| format!("starting a replay of {} on {url}", spec.display()))?
+                    .with_context(|| {
+                        format!(
+                            "starting a replay of {} on {}",
+                            spec.display(),
+                            args.server.server
+                        )
+                    })?
             }
             ReplayCommand::Pause { id } => {
                 client

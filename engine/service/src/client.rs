@@ -2,11 +2,12 @@
 //! `watch`, and a `ReplayControl` client for `isotach replay`: callers never see wire types.
 
 use isotach_core::PipelineSpec;
+use isotach_proto::connect::Bearer;
+pub use isotach_proto::connect::{ConnectError, ServerAddress};
 use isotach_proto::v1;
 use isotach_proto::v1::job_service_client::JobServiceClient;
 use isotach_proto::v1::replay_control_client::ReplayControlClient;
 use tokio_stream::{Stream, StreamExt};
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -18,17 +19,9 @@ use crate::wire::{JobSummary, event_from_wire, job_from_wire, state_to_wire};
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server could not be reached.
-    #[error("cannot connect to {url}: {message}")]
-    Connect {
-        /// The server's URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
-    /// The token is not valid gRPC metadata.
-    #[error("the token is not printable ASCII")]
-    BadToken,
+    /// The server could not be reached, or the address, token or CA is unusable.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The server answered with an error status.
     #[error("{code}: {message}")]
     Status {
@@ -72,51 +65,17 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Adds `authorization: Bearer TOKEN` to every call (nothing without a token).
-#[derive(Clone)]
-struct BearerToken(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for BearerToken {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// A connection to a job server.
 pub struct JobClient {
-    inner: JobServiceClient<InterceptedService<Channel, BearerToken>>,
+    inner: JobServiceClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl JobClient {
-    /// Connects to `url` (`http://host:port`), sending `token` with every call.
-    pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let token = token
-            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
-            .transpose()
-            .map_err(|_| ClientError::BadToken)?;
-        let connect_error = |e: tonic::transport::Error| ClientError::Connect {
-            url: url.to_owned(),
-            message: std::error::Error::source(&e)
-                .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
-        };
-        let channel = Channel::from_shared(url.to_owned())
-            .map_err(|e| ClientError::Connect {
-                url: url.to_owned(),
-                message: e.to_string(),
-            })?
-            .connect()
-            .await
-            .map_err(connect_error)?;
+    /// Connects to `server`, sending its token with every call.
+    pub async fn connect(server: &ServerAddress) -> Result<Self, ClientError> {
+        let (channel, bearer) = server.connect().await?;
         Ok(Self {
-            inner: JobServiceClient::with_interceptor(channel, BearerToken(token)),
+            inner: JobServiceClient::with_interceptor(channel, bearer),
         })
     }
 
@@ -201,30 +160,15 @@ impl JobClient {
 
 /// A connection to a server's `ReplayControl`.
 pub struct ReplayClient {
-    inner: ReplayControlClient<InterceptedService<Channel, BearerToken>>,
+    inner: ReplayControlClient<InterceptedService<Channel, Bearer>>,
 }
 
 impl ReplayClient {
-    /// Connects to `url` (`http://host:port`), sending `token` with every call.
-    pub async fn connect(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let token = token
-            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
-            .transpose()
-            .map_err(|_| ClientError::BadToken)?;
-        let channel = Channel::from_shared(url.to_owned())
-            .map_err(|e| ClientError::Connect {
-                url: url.to_owned(),
-                message: e.to_string(),
-            })?
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect {
-                url: url.to_owned(),
-                message: std::error::Error::source(&e)
-                    .map_or_else(|| e.to_string(), |s| format!("{e}: {s}")),
-            })?;
+    /// Connects to `server`, sending its token with every call.
+    pub async fn connect(server: &ServerAddress) -> Result<Self, ClientError> {
+        let (channel, bearer) = server.connect().await?;
         Ok(Self {
-            inner: ReplayControlClient::with_interceptor(channel, BearerToken(token)),
+            inner: ReplayControlClient::with_interceptor(channel, bearer),
         })
     }
 

@@ -21,6 +21,10 @@ use crate::{Result, ServiceError};
 /// [[token]]
 /// name = "alice"                      # named in logs and in job records
 /// secret = "a-long-random-string"
+///
+/// [tls]                               # optional: serve gRPC over TLS (clients use https://)
+/// cert = "server.pem"                 # certificate chain, PEM; relative: from the file's folder
+/// key = "server.key"                  # its private key, PEM
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +64,27 @@ pub struct ServiceConfig {
     /// Bearer tokens: a call must carry `authorization: Bearer SECRET` for one of them.
     #[serde(default, rename = "token")]
     pub tokens: Vec<Token>,
+    /// Serve gRPC over TLS with this identity (default: cleartext, for loopback and trusted
+    /// networks). The metrics endpoint stays plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// The server's TLS identity, PEM files (checked when the config is read).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The tonic server TLS configuration of these files.
+    pub fn server_config(&self) -> std::result::Result<tonic::transport::ServerTlsConfig, String> {
+        isotach_proto::connect::server_tls(&self.cert, &self.key).map_err(|e| format!("[tls] {e}"))
+    }
 }
 
 /// One client's bearer token.
@@ -150,6 +175,14 @@ impl ServiceConfig {
         }
         if config.progress_interval_ms == 0 {
             return Err("progress_interval_ms must be at least 1".into());
+        }
+        if let Some(tls) = &mut config.tls {
+            for file in [&mut tls.cert, &mut tls.key] {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
+            }
+            tls.server_config()?;
         }
         Ok(config)
     }

@@ -31,7 +31,7 @@ mod store;
 mod wall_sync;
 mod wire;
 
-pub use config::{ServiceConfig, Token};
+pub use config::{ServiceConfig, TlsFiles, Token};
 pub use execute::{
     CancelToken, ExecuteError, ExecutionControl, ExecutionEvent, FrameOutlet, Outcome, execute,
     validate_spec,

@@ -184,6 +184,7 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let tls = manager.config().tls.clone();
     let auth = BearerAuth {
         manager: manager.clone(),
     };
@@ -205,7 +206,18 @@ pub async fn serve(
     );
     let sync = WallSyncServer::with_interceptor(Walls { walls }, auth.clone());
     let replay = ReplayControlServer::with_interceptor(ReplayRpc { replays }, auth);
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        let config = tls.server_config().map_err(|message| ServiceError::Serve {
+            address: address.clone(),
+            message,
+        })?;
+        server = server.tls_config(config).map_err(|e| ServiceError::Serve {
+            address: address.clone(),
+            message: format!("[tls]: {e}"),
+        })?;
+    }
+    server
         .add_service(jobs)
         .add_service(frames)
         .add_service(sync)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use isotach_core::PipelineSpec;
-use isotach_service::client::{ClientError, JobClient};
+use isotach_service::client::{ClientError, ConnectError, JobClient, ServerAddress};
 use isotach_service::{EventKind, JobState, JobSummary};
 use tokio::sync::Notify;
 use tokio_stream::StreamExt;
@@ -84,24 +84,24 @@ impl Outcome {
 }
 
 /// Submits every plan in order and follows each job to its end; one outcome per plan, in order.
-pub(crate) fn run(server: &str, token: Option<&str>, plans: &[Plan<'_>]) -> Result<Vec<Outcome>> {
+pub(crate) fn run(server: &ServerAddress, plans: &[Plan<'_>]) -> Result<Vec<Outcome>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(submit_all(server, token, plans))
+    runtime.block_on(submit_all(server, plans))
 }
 
-async fn submit_all(server: &str, token: Option<&str>, plans: &[Plan<'_>]) -> Result<Vec<Outcome>> {
-    let mut client = JobClient::connect(server, token)
+async fn submit_all(server: &ServerAddress, plans: &[Plan<'_>]) -> Result<Vec<Outcome>> {
+    let mut client = JobClient::connect(server)
         .await
-        .with_context(|| format!("connecting to the job server {server}"))?;
+        .with_context(|| format!("connecting to the job server {}", server.url))?;
     let ended = Arc::new(Notify::new());
     let mut followers = Vec::with_capacity(plans.len());
     for (i, plan) in plans.iter().enumerate() {
         let id = &plan.point.id;
-        match submit_one(&mut client, server, token, plan, plans.len() - i, &ended).await {
+        match submit_one(&mut client, server, plan, plans.len() - i, &ended).await {
             Ok(job) => {
                 let how = match &plan.rerun_of {
                     Some(earlier) => format!(" (a rerun of job {earlier})"),
@@ -112,11 +112,10 @@ async fn submit_all(server: &str, token: Option<&str>, plans: &[Plan<'_>]) -> Re
                     job.id,
                     job.state.map_or("submitted", JobState::as_str)
                 );
-                let (server, token, ended) =
-                    (server.to_owned(), token.map(str::to_owned), ended.clone());
+                let (server, ended) = (server.clone(), ended.clone());
                 let id = id.clone();
                 followers.push(tokio::spawn(async move {
-                    let outcome = follow(&server, token.as_deref(), job).await;
+                    let outcome = follow(&server, job).await;
                     report(&id, &outcome);
                     ended.notify_one();
                     outcome
@@ -139,8 +138,7 @@ async fn submit_all(server: &str, token: Option<&str>, plans: &[Plan<'_>]) -> Re
 /// Submits one point, waiting while the server is full and retrying while it is unreachable.
 async fn submit_one(
     client: &mut JobClient,
-    server: &str,
-    token: Option<&str>,
+    server: &ServerAddress,
     plan: &Plan<'_>,
     left: usize,
     ended: &Notify,
@@ -171,7 +169,7 @@ async fn submit_one(
                 let _ = tokio::time::timeout(FULL_RETRY, ended.notified()).await;
             }
             Err(
-                e @ (ClientError::Connect { .. }
+                e @ (ClientError::Connect(ConnectError::Unreachable { .. })
                 | ClientError::Status {
                     code: "UNAVAILABLE",
                     ..
@@ -184,7 +182,7 @@ async fn submit_one(
                     plan.point.id
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Ok(fresh) = JobClient::connect(server, token).await {
+                if let Ok(fresh) = JobClient::connect(server).await {
                     *client = fresh;
                 }
             }
@@ -195,7 +193,7 @@ async fn submit_one(
 
 /// Follows `job`'s events to its final one, watching again from the last event seen when the
 /// stream breaks off.
-async fn follow(server: &str, token: Option<&str>, job: JobSummary) -> Outcome {
+async fn follow(server: &ServerAddress, job: JobSummary) -> Outcome {
     let mut outcome = Outcome {
         submitted_at: job.created,
         started_at: (job.state == Some(JobState::Running))
@@ -211,7 +209,7 @@ async fn follow(server: &str, token: Option<&str>, job: JobSummary) -> Outcome {
     let mut breaks = 0;
     loop {
         let watched = async {
-            let mut client = JobClient::connect(server, token).await?;
+            let mut client = JobClient::connect(server).await?;
             let events = client.watch(&job.id, last_seq).await?;
             // The client stays alive as long as its stream.
             Ok::<_, ClientError>((client, events))

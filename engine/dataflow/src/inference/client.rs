@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isotach_proto::connect::ServerAddress;
 use isotach_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use isotach_proto::inference::{
     ModelInferRequest, ModelMetadataRequest, ModelMetadataResponse, ModelReadyRequest,
@@ -12,7 +13,7 @@ use isotach_proto::inference::{
 };
 use isotach_proto::tensor::{DataType, Tensor, infer_request, response_tensors};
 use tokio::sync::{Semaphore, mpsc};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::PatchPlan;
 
@@ -445,8 +446,9 @@ async fn connect_pool(
     let mut signature: Option<(ModelSignature, String)> = None;
     let mut failures = Vec::new();
     for url in urls {
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("worker {url:?} is not a valid endpoint: {e}"))?
+        let endpoint = ServerAddress::new(url.clone())
+            .endpoint()
+            .map_err(|e| format!("inference worker: {e}"))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
         let client = GrpcInferenceServiceClient::new(endpoint.connect_lazy())
