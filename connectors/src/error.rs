@@ -54,6 +54,14 @@ pub enum ConnectorError {
         /// The decoder's or storage's reason.
         message: String,
     },
+    /// A table (Arrow IPC or Parquet) could not be read.
+    #[error("reading table {path}: {message}")]
+    ReadTable {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// Writing failed.
     #[error("writing {path}: {message}")]
     Write {

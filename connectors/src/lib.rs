@@ -30,7 +30,7 @@ pub use open::{DatasetFormat, open_source};
 pub use select::SelectedSource;
 pub use source::{ReadOptions, Source, TileRequest, TileStream, read_tiles};
 pub use store::{ObjectRanges, OpenedStore, StoreLocation, StoreOptions, byte_ranges};
-pub use table::{write_arrow_ipc, write_parquet, write_table};
+pub use table::{read_table, write_arrow_ipc, write_parquet, write_table};
 pub use zarr_read::{ZarrSource, is_zarr_store};
 pub use zarr_sink::{FieldStoreLayout, ZarrFieldSink};
 pub use zarr_write::{VariableLayout, ZarrVariableWriter, ZarrWriter};

@@ -4,6 +4,7 @@ use std::path::Path;
 use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
@@ -94,5 +95,87 @@ pub fn write_table(path: &Path, batches: &[RecordBatch]) -> Result<()> {
         write_arrow_ipc(path, batches)
     } else {
         write_parquet(path, batches)
+    }
+}
+
+/// Reads a table written by [`write_table`] (or pandas, pyarrow): Arrow IPC when `path` ends in
+/// `.arrow`, Parquet otherwise; the file's batches in order.
+pub fn read_table(path: &Path) -> Result<Vec<RecordBatch>> {
+    let err = |message: String| ConnectorError::ReadTable {
+        path: path.display().to_string(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| err(e.to_string()))?;
+    if path.extension().is_some_and(|e| e == "arrow") {
+        arrow::ipc::reader::FileReader::try_new(file, None)
+            .map_err(|e| err(format!("not an Arrow IPC file: {e}")))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))
+    } else {
+        ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(ParquetRecordBatchReaderBuilder::build)
+            .map_err(|e| err(format!("not a Parquet file: {e}")))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| err(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn table() -> Vec<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("area_km2", DataType::Float64, true),
+        ]));
+        (0..2u64)
+            .map(|b| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(UInt64Array::from(vec![b * 2, b * 2 + 1])),
+                        Arc::new(Float64Array::from(vec![Some(1.5), None])),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tables_read_back_as_written_in_both_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = table();
+        for name in ["t.arrow", "t.parquet"] {
+            let path = dir.path().join(name);
+            write_table(&path, &written).unwrap();
+            let read = read_table(&path).unwrap();
+            let rows = |batches: &[RecordBatch]| {
+                arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
+            };
+            assert_eq!(rows(&read), rows(&written), "{name}");
+        }
+    }
+
+    #[test]
+    fn unreadable_tables_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["junk.arrow", "junk.parquet"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "not a table").unwrap();
+            let message = read_table(&path).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("reading table {}", path.display())),
+                "{message}"
+            );
+        }
+        let missing = read_table(&dir.path().join("missing.parquet")).unwrap_err();
+        assert!(missing.to_string().contains("missing.parquet"), "{missing}");
     }
 }

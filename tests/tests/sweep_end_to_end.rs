@@ -82,7 +82,7 @@ variables = ["ivt", "ivt_300", "ar_id"]
 [[spec.sink]]
 kind = "catalog"
 objects = "ar_id"
-path = "out/{{{{point}}}}/catalog.arrow"
+path = "out/{{{{point}}}}/catalog.parquet"
 "#,
         store = store().display()
     )
@@ -400,8 +400,20 @@ fn a_sweep_runs_one_job_per_point_and_its_results_agree_with_the_outputs() {
             "threshold-300_region-atlantic",
         ]
     );
-    let parquet = std::fs::read(d.join("results/results.parquet")).expect("results.parquet");
-    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    // The Parquet table holds the same rows and columns as the CSV.
+    let parquet = isotach_connectors::read_table(&d.join("results/results.parquet"))
+        .expect("results.parquet");
+    assert_eq!(
+        parquet.iter().map(|b| b.num_rows()).sum::<usize>(),
+        rows.len()
+    );
+    let schema = parquet[0].schema();
+    for column in rows[0].keys() {
+        assert!(
+            schema.field_with_name(column).is_ok(),
+            "results.parquet lacks {column}: {schema:?}"
+        );
+    }
     assert!(d.join("results/sweep.json").is_file());
 
     let mut jobs = BTreeSet::new();

@@ -41,7 +41,13 @@ pub(crate) fn point(
                 .push(format!("{objects}: no catalog sink in this point's spec"));
             continue;
         };
-        match CatalogSummary::read(Path::new(path)) {
+        let summary = isotach_connectors::read_table(Path::new(path))
+            .map_err(|e| e.to_string())
+            .and_then(|batches| {
+                CatalogSummary::from_batches(&batches)
+                    .map_err(|message| format!("catalog {path}: {message}"))
+            });
+        match summary {
             Ok(summary) => {
                 let mut put = |name: &str, value: Option<f64>| {
                     if let Some(value) = value {

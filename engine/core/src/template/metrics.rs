@@ -2,12 +2,9 @@
 //! and the intersection over union of a prediction and labels.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use arrow::array::{Array, BooleanArray, Float64Array, UInt64Array};
 use arrow::record_batch::RecordBatch;
-
-use super::TemplateError;
 
 /// The object metrics of one catalog table (one row per object and step, as a `catalog` sink
 /// writes it).
@@ -29,30 +26,6 @@ pub struct CatalogSummary {
 }
 
 impl CatalogSummary {
-    /// Reads the catalog at `path`. Catalogs written as Arrow IPC (`.arrow`) are read here;
-    /// Parquet catalogs are refused with a message saying so, since reading Parquet belongs to the
-    /// connectors.
-    pub fn read(path: &Path) -> Result<Self, TemplateError> {
-        let error = |message: String| TemplateError::Catalog {
-            path: path.display().to_string(),
-            message,
-        };
-        if path.extension().is_some_and(|e| e == "parquet") {
-            return Err(error(
-                "is Parquet; object metrics are read from catalogs written as Arrow IPC (a \
-                 catalog sink whose path ends in .arrow)"
-                    .into(),
-            ));
-        }
-        let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
-        let reader = arrow::ipc::reader::FileReader::try_new(file, None)
-            .map_err(|e| error(format!("not an Arrow IPC file: {e}")))?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| error(e.to_string()))?;
-        Self::from_batches(&batches).map_err(error)
-    }
-
     /// Summarises catalog record batches (columns `id`, `area_km2`, `object_is_ar`).
     pub fn from_batches(batches: &[RecordBatch]) -> Result<Self, String> {
         let mut ids = BTreeSet::new();

@@ -111,14 +111,6 @@ pub enum TemplateError {
         /// How many points the grid has.
         points: usize,
     },
-    /// A catalog table could not be read or lacks a column.
-    #[error("catalog {path}: {message}")]
-    Catalog {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
 }
 
 impl TemplateError {
