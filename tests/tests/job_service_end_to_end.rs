@@ -521,6 +521,20 @@ fn after_a_kill_the_running_job_is_interrupted_records_survive_and_a_rerun_succe
         "interrupted",
         "the old record stays as it was"
     );
+    // The list says who submitted each job, what a rerun reran and why a job stopped.
+    let jobs = server.ok(&d, &["jobs"]);
+    let line = |id: &str| {
+        jobs.lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("job {id} is not listed:\n{jobs}"))
+            .to_owned()
+    };
+    assert!(line(&rerun_id).contains(" e2e "), "{jobs}");
+    assert!(
+        line(&rerun_id).contains(&format!("rerun of {long}")),
+        "{jobs}"
+    );
+    assert!(line(&long).contains(&format!("--rerun {long}")), "{jobs}");
 }
 
 /// One `GET path` to `address`, read to the end: (status line, body).

@@ -221,19 +221,28 @@ pub(crate) fn jobs(args: &JobsArgs) -> Result<()> {
             .await
             .with_context(|| format!("listing jobs on {}", args.server.server))?;
         println!(
-            "{:<6} {:<12} {:<20} {:<24}",
-            "ID", "STATE", "CREATED", "NAME"
+            "{:<6} {:<12} {:<20} {:<12} {:<24} NOTE",
+            "ID", "STATE", "CREATED", "BY", "NAME"
         );
         for job in jobs {
             let created = job
                 .created
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
+            let note = [
+                job.rerun_of.as_ref().map(|id| format!("rerun of {id}")),
+                job.reason.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ");
             println!(
-                "{:<6} {:<12} {:<20} {:<24}",
+                "{:<6} {:<12} {:<20} {:<12} {:<24} {note}",
                 job.id,
                 state_name(&job),
                 created,
+                job.submitted_by,
                 job.name
             );
         }

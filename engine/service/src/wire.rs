@@ -39,6 +39,10 @@ pub(crate) fn job_to_wire(job: &JobRecord) -> v1::Job {
         state: state_to_wire(job.state) as i32,
         spec: Some(v1::PipelineSpec::from(&job.spec)),
         created: Some(to_timestamp(job.created)),
+        updated: Some(to_timestamp(job.updated)),
+        submitted_by: job.submitted_by.clone(),
+        rerun_of: job.rerun_of.map(|id| id.to_string()).unwrap_or_default(),
+        reason: job.reason.clone().unwrap_or_default(),
     }
 }
 
@@ -104,6 +108,14 @@ pub struct JobSummary {
     pub spec: Option<PipelineSpec>,
     /// When the server accepted it.
     pub created: Option<DateTime<Utc>>,
+    /// When its state last changed.
+    pub updated: Option<DateTime<Utc>>,
+    /// The name of the token that submitted it.
+    pub submitted_by: String,
+    /// The job whose stored spec it runs again.
+    pub rerun_of: Option<String>,
+    /// Why it failed, was cancelled or interrupted.
+    pub reason: Option<String>,
 }
 
 pub(crate) fn job_from_wire(job: v1::Job) -> JobSummary {
@@ -113,9 +125,16 @@ pub(crate) fn job_from_wire(job: v1::Job) -> JobSummary {
             .created
             .as_ref()
             .and_then(|t| from_timestamp("created", t).ok()),
+        updated: job
+            .updated
+            .as_ref()
+            .and_then(|t| from_timestamp("updated", t).ok()),
         spec: job.spec.and_then(|s| PipelineSpec::try_from(s).ok()),
         id: job.id,
         name: job.name,
+        submitted_by: job.submitted_by,
+        rerun_of: Some(job.rerun_of).filter(|id| !id.is_empty()),
+        reason: Some(job.reason).filter(|r| !r.is_empty()),
     }
 }
 
