@@ -198,6 +198,12 @@ fn submit_request_and_job_encode_and_decode() {
         created: Some(isotach_proto::to_timestamp(
             "2024-05-01T12:00:00Z".parse().expect("date"),
         )),
+        updated: Some(isotach_proto::to_timestamp(
+            "2024-05-01T12:05:00Z".parse().expect("date"),
+        )),
+        submitted_by: "alice".to_owned(),
+        rerun_of: "job-3".to_owned(),
+        reason: String::new(),
     };
     let decoded = v1::Job::decode(job.encode_to_vec().as_slice()).expect("decodes");
     assert_eq!(decoded, job);
