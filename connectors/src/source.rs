@@ -191,3 +191,23 @@ pub fn read_tiles(
         readers,
     }
 }
+
+/// Coordinates (latitude, longitude, time) are read whole when a source opens: one longer than
+/// this (a 0.01° global grid has 36,000 longitudes; 1,000 years of hours are 8.8 million steps) is
+/// a broken or hostile file, refused before anything is allocated for it.
+pub(crate) const MAX_COORDINATE_VALUES: u64 = 1 << 24;
+
+/// Refuses a coordinate of `shape` longer than [`MAX_COORDINATE_VALUES`], naming it.
+pub(crate) fn check_coordinate_len(uri: &str, name: &str, shape: &[u64]) -> crate::Result<()> {
+    let len = shape.iter().try_fold(1u64, |a, n| a.checked_mul(*n));
+    match len {
+        Some(len) if len <= MAX_COORDINATE_VALUES => Ok(()),
+        _ => Err(crate::ConnectorError::Metadata {
+            uri: uri.to_owned(),
+            array: name.to_owned(),
+            message: format!(
+                "coordinate of shape {shape:?} is longer than {MAX_COORDINATE_VALUES} values"
+            ),
+        }),
+    }
+}

@@ -185,7 +185,10 @@ impl ZarrSource {
         };
         let lat_name = coord(&["lat", "latitude"])?;
         let lon_name = coord(&["lon", "longitude"])?;
-        let read = |name: &str| read_all_f64(uri, name, &arrays[name]);
+        let read = |name: &str| {
+            crate::source::check_coordinate_len(uri, name, arrays[name].array.shape())?;
+            read_all_f64(uri, name, &arrays[name])
+        };
         let lat = read(&lat_name)?;
         let lon = read(&lon_name)?;
         // A store without time (a climatology by month, say) has an empty time axis; a pipeline

@@ -4,13 +4,19 @@ use std::sync::Arc;
 use isotach_core::{CfTimeUnits, LatLonGrid, TimeAxis};
 use serde_json::{Map, Value, json};
 use zarrs::array::codec::{BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode};
-use zarrs::array::{Array, ArrayBuilder, data_type};
+use zarrs::array::{Array, ArrayBuilder, ArrayMetadataOptions, data_type};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::{Group, GroupBuilder};
 use zarrs::metadata_ext::group::consolidated_metadata::ConsolidatedMetadata;
 use zarrs::node::Node;
 
 use crate::{ConnectorError, Result};
+
+/// Array metadata as written: without the `_zarrs` attribute (a JSON object naming the writer),
+/// which xarray shows as a variable attribute and then refuses to write with `to_netcdf`.
+fn metadata_options() -> ArrayMetadataOptions {
+    ArrayMetadataOptions::default().with_include_zarrs_metadata(false)
+}
 
 /// Blosc with byte shuffle and zstd level 3: shuffling groups the slowly varying exponent bytes of
 /// smooth float fields, which zstd alone barely compresses; level 3 keeps writes fast.
@@ -147,7 +153,9 @@ impl ZarrWriter {
         .attributes(attributes)
         .build(self.store.clone(), &format!("/{name}"))
         .map_err(|e| self.err(name, e))?;
-        array.store_metadata().map_err(|e| self.err(name, e))?;
+        array
+            .store_metadata_opt(&metadata_options())
+            .map_err(|e| self.err(name, e))?;
         array
             .store_array_subset(&[0..values.len() as u64], values)
             .map_err(|e| self.err(name, e))
@@ -178,7 +186,9 @@ impl ZarrWriter {
             .attributes(attributes)
             .build(self.store.clone(), "/time")
             .map_err(|e| self.err("time", e))?;
-        array.store_metadata().map_err(|e| self.err("time", e))?;
+        array
+            .store_metadata_opt(&metadata_options())
+            .map_err(|e| self.err("time", e))?;
         array
             .store_array_subset(&[0..n], &values)
             .map_err(|e| self.err("time", e))
@@ -218,7 +228,9 @@ impl ZarrWriter {
         .attributes(attributes)
         .build(self.store.clone(), &format!("/{name}"))
         .map_err(|e| self.err(name, e))?;
-        array.store_metadata().map_err(|e| self.err(name, e))?;
+        array
+            .store_metadata_opt(&metadata_options())
+            .map_err(|e| self.err(name, e))?;
         Ok(ZarrVariableWriter {
             name: name.to_owned(),
             store_path: self.path.clone(),

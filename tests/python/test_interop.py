@@ -44,6 +44,14 @@ def test_xarray_decodes_coordinates_times_and_units(store):
     assert ds.attrs["Conventions"] == "CF-1.8"
 
 
+def test_xarray_copies_the_store_to_netcdf4_unchanged(store, tmp_path):
+    # Archives are NetCDF: a store's attributes must all be ones NetCDF can hold.
+    ds = xr.open_zarr(store, consolidated=False)
+    ds.to_netcdf(tmp_path / "copy.nc", engine="netcdf4")
+    with xr.open_dataset(tmp_path / "copy.nc") as copy:
+        xr.testing.assert_identical(copy.load(), ds.load())
+
+
 def test_ivt_recomputed_by_xarray_matches_the_stored_components(store):
     ds = xr.open_zarr(store, consolidated=False).isel(time=slice(0, 2))
     dp = -ds.level.diff("level") * 100.0  # Pa, positive

@@ -540,11 +540,12 @@ fn the_strongest_generated_landfall_replays_on_a_wall() {
     // The strongest landfall, as the landfalls example measures it: each catalogued river's peak
     // IVT within 8° of latitude and 10° of longitude west of its landfall point, at the step
     // nearest its landfall.
-    let events = info.attributes["isotach_ar_events"]
-        .as_array()
-        .expect("the river catalogue");
+    let events: Vec<serde_json::Value> = info.attributes["isotach_ar_events"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .expect("the river catalogue, JSON text");
     let mut landfalls: Vec<(f32, String, String, f64, u64)> = Vec::new();
-    for event in events {
+    for event in &events {
         let at: DateTime<Utc> = event["landfall"]
             .as_str()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())

@@ -238,9 +238,11 @@ pub fn generate(config: &SynthConfig, path: &Path) -> Result<SynthSummary, Synth
         "isotach_resolution_deg".into(),
         json!(config.resolution_deg),
     );
+    // JSON text, not a JSON list: NetCDF attributes hold text and numbers only, and a copy of the
+    // store made with xarray's `to_netcdf` must keep the catalogue.
     root.insert(
         "isotach_ar_events".into(),
-        Value::Array(events.iter().map(|e| event_json(e, config)).collect()),
+        json!(Value::Array(events.iter().map(|e| event_json(e, config)).collect()).to_string()),
     );
     let writer = ZarrWriter::create(path, root)?;
 
