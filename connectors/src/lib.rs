@@ -25,7 +25,11 @@ mod zarr_write;
 
 pub use chunk_cache::ChunkCacheStats;
 pub use error::{ConnectorError, Result};
-pub use netcdf::{ByteRanges, LocalFile, NetcdfFile, NetcdfSource};
+#[cfg(feature = "netcdf4")]
+pub use netcdf::Netcdf4File;
+pub use netcdf::{
+    ByteRanges, LocalFile, NcType, NetcdfData, NetcdfFile, NetcdfSource, NetcdfVariable,
+};
 pub use open::{DatasetFormat, open_source};
 pub use select::SelectedSource;
 pub use source::{ReadOptions, Source, TileRequest, TileStream, read_tiles};

@@ -12,20 +12,21 @@ use crate::{Result, SelectedSource, Source, StoreOptions, ZarrSource};
 pub enum DatasetFormat {
     /// A Zarr v2 or v3 hierarchy.
     Zarr,
-    /// A NetCDF-3 classic file (CDF-1, CDF-2, CDF-5).
-    Netcdf3,
+    /// A NetCDF file: NetCDF-3 classic (CDF-1, CDF-2, CDF-5) or NetCDF-4 (HDF5), told apart by
+    /// the file's first bytes.
+    Netcdf,
 }
 
 impl DatasetFormat {
-    /// Guesses the format from the location's name: `.nc`, `.nc3`, `.cdf` and `.netcdf` files
-    /// are NetCDF, everything else is Zarr.
+    /// Guesses the format from the location's name: `.nc`, `.nc3`, `.nc4`, `.cdf` and `.netcdf`
+    /// files are NetCDF, everything else is Zarr.
     pub fn of(uri: &str) -> Self {
         let name = uri.trim_end_matches('/').to_ascii_lowercase();
-        if [".nc", ".nc3", ".cdf", ".netcdf"]
+        if [".nc", ".nc3", ".nc4", ".cdf", ".netcdf"]
             .iter()
             .any(|ext| name.ends_with(ext))
         {
-            Self::Netcdf3
+            Self::Netcdf
         } else {
             Self::Zarr
         }
@@ -41,7 +42,7 @@ pub fn open_source(
 ) -> Result<Arc<dyn Source>> {
     let source: Arc<dyn Source> = match DatasetFormat::of(uri) {
         DatasetFormat::Zarr => Arc::new(ZarrSource::open_with(uri, options)?),
-        DatasetFormat::Netcdf3 => Arc::new(crate::NetcdfSource::open_with(uri, options)?),
+        DatasetFormat::Netcdf => Arc::new(crate::NetcdfSource::open_with(uri, options)?),
     };
     Ok(match region {
         Some(region) => Arc::new(SelectedSource::new(source, region.lat, region.lon)?),

@@ -1,10 +1,10 @@
-//! Reads NetCDF-3 files that xarray/scipy (CDF-1, CDF-2) and netCDF4-python (CDF-5) wrote
-//! (`scripts/interop/make_netcdf_fixtures.py`) and compares every variable, value for value, with
-//! what `xarray.open_dataset` decodes: fill values and `missing_value` → NaN, packed integers
-//! unpacked, `_Unsigned` bytes, NetCDF's default fill values left as they are, the time axis as
-//! instants (noleap calendar included), attributes as stored. Then feeds the reader broken files:
-//! truncated, wrong magic, absurd counts, and a few thousand mutated headers, none of which may
-//! panic.
+//! Reads NetCDF files that xarray/scipy (CDF-1, CDF-2), netCDF4-python (CDF-5, NetCDF-4, NetCDF-4
+//! classic) and xarray/h5netcdf (NetCDF-4 through h5py) wrote (`scripts/interop/make_netcdf_fixtures.py`)
+//! and compares every variable, value for value, with what `xarray.open_dataset` decodes: fill
+//! values and `missing_value` → NaN, packed integers unpacked, `_Unsigned` bytes, NetCDF's default
+//! fill values left as they are, the time axis as instants (noleap calendar included), attributes
+//! as stored. Then feeds the readers broken files: truncated, wrong magic, absurd counts, and a few
+//! thousand mutated headers, none of which may panic.
 
 mod support;
 
@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDateTime;
-use isotach_connectors::{ConnectorError, NetcdfFile, NetcdfSource, Source, TileRequest};
+use isotach_connectors::cf::CfDecoding;
+use isotach_connectors::{
+    ConnectorError, Netcdf4File, NetcdfData, NetcdfFile, NetcdfSource, Source, TileRequest,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -98,14 +101,31 @@ fn same(ours: f64, theirs: f64, dtype: &str) -> bool {
     ours == theirs
 }
 
+/// The file `name` through the reader of its format (told by its first bytes, as sources do).
+fn open_data(name: &str) -> Box<dyn NetcdfData> {
+    let path = fixture(name);
+    let magic = std::fs::read(&path).expect("fixture")[..4].to_vec();
+    if magic == b"\x89HDF" {
+        Box::new(Netcdf4File::open(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
+    } else {
+        Box::new(NetcdfFile::open(&path).unwrap_or_else(|e| panic!("{name}: {e}")))
+    }
+}
+
 /// Compares one file with what xarray decoded from it; returns every mismatch.
 fn compare_with_xarray(name: &str) -> Vec<String> {
     let entry = &fixtures().manifest[name];
-    let file = NetcdfFile::open(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let file = open_data(name);
+    let variables = file.netcdf_variables().expect("variables");
     let read_all = |var: &str| {
-        let shape = file.shape(var).expect("shape");
-        file.read_decoded(var, &vec![0; shape.len()], &shape)
-            .expect("read_decoded")
+        let var = variables.iter().find(|v| v.name == var).expect("variable");
+        let raw = file
+            .read(&var.name, &vec![0; var.shape.len()], &var.shape)
+            .expect("read");
+        let size = var.nc_type.expect("numeric").size();
+        CfDecoding::from_attributes(&var.attributes, size)
+            .expect("CF attributes")
+            .decode_f64(&raw)
     };
     let mut problems = Vec::new();
     let mut check = |ok: bool, what: String| {
@@ -114,18 +134,18 @@ fn compare_with_xarray(name: &str) -> Vec<String> {
         }
     };
     check(
-        file.format().name() == entry.format,
-        format!("format {} != {}", file.format().name(), entry.format),
+        file.data_model() == entry.format,
+        format!("format {} != {}", file.data_model(), entry.format),
     );
     check(
-        *file.attributes() == entry.attributes,
+        *file.global_attributes() == entry.attributes,
         format!(
             "global attributes {:?} != {:?}",
-            file.attributes(),
+            file.global_attributes(),
             entry.attributes
         ),
     );
-    let mut names: Vec<&str> = file.variables().iter().map(|v| v.name.as_str()).collect();
+    let mut names: Vec<&str> = variables.iter().map(|v| v.name.as_str()).collect();
     names.sort_unstable();
     let expected: Vec<&str> = entry.variables.keys().map(String::as_str).collect();
     check(
@@ -134,21 +154,31 @@ fn compare_with_xarray(name: &str) -> Vec<String> {
     );
 
     for (var, want) in &entry.variables {
-        let dims = file.dimension_names(var).expect("dimension names");
+        let Some(ours) = variables.iter().find(|v| v.name == *var) else {
+            continue;
+        };
         check(
-            dims == want.dims,
-            format!("{var}: dims {dims:?} != {:?}", want.dims),
+            ours.dims == want.dims,
+            format!("{var}: dims {:?} != {:?}", ours.dims, want.dims),
         );
-        let shape = file.shape(var).expect("shape");
         check(
-            shape == want.shape,
-            format!("{var}: shape {shape:?} != {:?}", want.shape),
+            ours.shape == want.shape,
+            format!("{var}: shape {:?} != {:?}", ours.shape, want.shape),
         );
-        let attrs = &file.variable(var).expect("variable").attributes;
         check(
-            *attrs == want.attributes,
-            format!("{var}: attributes {attrs:?} != {:?}", want.attributes),
+            ours.attributes == want.attributes,
+            format!(
+                "{var}: attributes {:?} != {:?}",
+                ours.attributes, want.attributes
+            ),
         );
+        if want.bin.is_none() && want.times.is_none() {
+            check(
+                ours.nc_type.is_none(),
+                format!("{var}: text read as {:?}", ours.nc_type),
+            );
+            continue;
+        }
         let values = read_all(var);
         if let Some(bin) = &want.bin {
             let theirs = read_bin(bin);
@@ -232,6 +262,81 @@ fn cdf5_written_by_netcdf4_reads_as_xarray_decodes_it() {
 }
 
 #[test]
+fn netcdf4_written_by_xarray_netcdf4_reads_as_xarray_decodes_it() {
+    // Chunked, deflate + shuffle, fletcher32, packed int16, ubyte/int64/uint32, a string variable.
+    let problems = compare_with_xarray("nc4.nc");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn netcdf4_classic_contiguous_and_big_endian_reads_as_xarray_decodes_it() {
+    let problems = compare_with_xarray("nc4classic.nc");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn netcdf4_written_by_h5netcdf_reads_as_xarray_decodes_it() {
+    let problems = compare_with_xarray("h5netcdf.nc");
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn netcdf4_files_are_sources_like_netcdf3_ones() {
+    // The format is told by the first bytes: the same call opens NetCDF-3 and NetCDF-4.
+    let nc4 = open("nc4.nc");
+    assert_eq!(nc4.file().data_model(), "NETCDF4");
+    let names: Vec<&str> = nc4
+        .describe()
+        .variables
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    // Text variables are described by the file but are not data variables of the source.
+    assert_eq!(names, ["big", "cls", "lsm", "sp", "t2m", "wide", "z"]);
+    assert_eq!(nc4.describe().grid.lat[0], 60.0);
+    let regions = nc4.regions("t2m").expect("regions");
+    assert_eq!(regions.len(), 4);
+    let whole = nc4.read_all("t2m").expect("t2m");
+    let (rows, cols) = nc4.describe().grid.shape();
+    for (region, window) in regions {
+        let tile = nc4
+            .read_tile(
+                "t2m",
+                &TileRequest {
+                    step: 2,
+                    region,
+                    window,
+                },
+            )
+            .expect("tile");
+        for r in 0..window.rows {
+            for c in 0..window.cols {
+                let want = whole[2 * rows * cols + (window.row0 + r) * cols + window.col0 + c];
+                let got = f64::from(tile.values.as_slice()[r * window.cols + c]);
+                assert!(same(got, want, "float32"), "({r}, {c}): {got} != {want}");
+            }
+        }
+    }
+    let times: Vec<String> = open("nc4classic.nc")
+        .describe()
+        .time
+        .times
+        .iter()
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .collect();
+    // noleap: 365 days a year exactly.
+    assert_eq!(
+        times,
+        ["1990-01-01", "1991-01-01", "1992-01-01", "1993-01-01"]
+    );
+    let err = nc4.read_all("station").expect_err("text").to_string();
+    assert!(
+        err.contains("station") && err.contains("not a numeric"),
+        "{err}"
+    );
+}
+
+#[test]
 fn cf_edge_cases_decode_like_xarray() {
     // _Unsigned byte: stored -56 reads 200, the stored fill -1 means 255 and is missing.
     let classic = open("classic.nc");
@@ -265,7 +370,7 @@ fn cf_edge_cases_decode_like_xarray() {
     assert_eq!(ipartial[59], -2_147_483_647.0);
     let count = data64.read_all("count").expect("count");
     assert_eq!(count[7], (1u64 << 40) as f64 + 7.0);
-    let big = &data64.file().attributes()["big"];
+    let big = &data64.file().global_attributes()["big"];
     assert_eq!(big.as_i64(), Some((1 << 40) + 7));
 }
 
@@ -633,7 +738,7 @@ fn mutated_headers_never_panic() {
                     let _ = file.cf_decoding(&var.name);
                 }
                 if let Ok(source) = NetcdfFile::from_ranges(&uri, Arc::new(bytes.clone()))
-                    .and_then(NetcdfSource::from_file)
+                    .and_then(|file| NetcdfSource::from_data(Box::new(file)))
                 {
                     for variable in &source.describe().variables {
                         let Ok(regions) = source.regions(&variable.name) else {
@@ -659,4 +764,86 @@ fn mutated_headers_never_panic() {
     }
     // Both outcomes happen: the mutations are neither all fatal nor all harmless.
     assert!(outcomes[0] > 100 && outcomes[1] > 100, "{outcomes:?}");
+}
+
+#[test]
+fn mutated_netcdf4_files_never_panic() {
+    // HDF5 metadata is spread through the file (superblock, object headers, B-trees, heaps) and
+    // chunks sit between it: mutations anywhere hit both.
+    let mut outcomes = [0usize; 3];
+    for fixture_name in ["nc4classic.nc", "h5netcdf.nc"] {
+        let original = std::fs::read(fixture(fixture_name)).expect("fixture bytes");
+        let mut rng = support::SplitMix64(0x4DF5);
+        for case in 0..600 {
+            let mut bytes = original.clone();
+            match rng.below(3) {
+                0 => bytes.truncate(rng.below(original.len())),
+                1 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let at = rng.below(bytes.len());
+                        bytes[at] ^= 1 << rng.below(8);
+                    }
+                }
+                _ => {
+                    let at = rng.below(bytes.len() - 8);
+                    bytes[at..at + 8].copy_from_slice(&rng.next().to_le_bytes());
+                }
+            }
+            let uri = format!("{fixture_name}-mutant-{case}");
+            let result = std::panic::catch_unwind(|| {
+                let file = match Netcdf4File::from_ranges(&uri, Arc::new(bytes.clone())) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        let message = e.to_string();
+                        assert!(message.contains(&uri), "{message}");
+                        return 0;
+                    }
+                };
+                let mut failed_reads = 0;
+                for var in file.netcdf_variables().expect("listed at open") {
+                    if var.nc_type.is_none() {
+                        continue;
+                    }
+                    match file.read(&var.name, &vec![0; var.shape.len()], &var.shape) {
+                        Ok(raw) => {
+                            let n: u64 = var.shape.iter().product();
+                            assert_eq!(raw.len() as u64, n, "{}", var.name);
+                        }
+                        Err(e) => {
+                            let message = e.to_string();
+                            assert!(
+                                message.contains(&uri) && message.contains(&var.name),
+                                "the error names the file and the variable: {message}"
+                            );
+                            failed_reads += 1;
+                        }
+                    }
+                }
+                if let Ok(source) = Netcdf4File::from_ranges(&uri, Arc::new(bytes.clone()))
+                    .and_then(|file| NetcdfSource::from_data(Box::new(file)))
+                {
+                    for variable in &source.describe().variables {
+                        if let Ok(regions) = source.regions(&variable.name) {
+                            for (region, window) in regions.into_iter().take(2) {
+                                let request = TileRequest {
+                                    step: 0,
+                                    region,
+                                    window,
+                                };
+                                let _ = source.read_tile(&variable.name, &request);
+                            }
+                        }
+                    }
+                }
+                if failed_reads > 0 { 1 } else { 2 }
+            });
+            match result {
+                Ok(outcome) => outcomes[outcome] += 1,
+                Err(_) => panic!("{uri} panicked"),
+            }
+        }
+    }
+    // Every outcome happens: refused at open, a variable that fails to read, and mutations that
+    // only change values.
+    assert!(outcomes.iter().all(|n| *n > 20), "{outcomes:?}");
 }

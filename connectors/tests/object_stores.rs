@@ -3,7 +3,7 @@
 
 mod support;
 
-use isotach_connectors::{NetcdfSource, Source, StoreOptions, TileRequest, ZarrSource};
+use isotach_connectors::{NcType, NetcdfSource, Source, StoreOptions, TileRequest, ZarrSource};
 use support::servers::{ACCESS_KEY, SECRET_KEY, http_server, s3_server};
 use support::{same, write_store};
 
@@ -126,11 +126,11 @@ fn http_reads_equal_local_reads_and_unlistable_stores_need_consolidation() {
 fn assert_netcdf_same(remote: &NetcdfSource, local: &NetcdfSource) {
     assert_eq!(remote.describe().time, local.describe().time);
     assert_eq!(remote.describe().grid, local.describe().grid);
+    assert_eq!(remote.file().data_model(), local.file().data_model());
     let names: Vec<String> = local
-        .file()
         .variables()
-        .iter()
-        .filter(|v| v.nc_type.name() != "char")
+        .values()
+        .filter(|v| v.nc_type.is_some_and(|t| t != NcType::Char))
         .map(|v| v.name.clone())
         .collect();
     assert!(!names.is_empty());
@@ -156,7 +156,14 @@ fn netcdf_files_read_the_same_over_s3_and_http() {
     let s3 = s3_server(root.path());
     let http = http_server(root.path());
     let options = s3_options(s3.port, SECRET_KEY);
-    for file in ["classic.nc", "offset64.nc", "data64.nc"] {
+    for file in [
+        "classic.nc",
+        "offset64.nc",
+        "data64.nc",
+        "nc4.nc",
+        "nc4classic.nc",
+        "h5netcdf.nc",
+    ] {
         let local = NetcdfSource::open(bucket.join(file).to_str().expect("utf-8")).expect("local");
         let over_s3 = NetcdfSource::open_with(&format!("s3://archive/{file}"), &options)
             .unwrap_or_else(|e| panic!("s3 {file}: {e}"));

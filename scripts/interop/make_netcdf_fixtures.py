@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes NetCDF-3 fixtures with the tools scientists use, and what xarray decodes from them.
+"""Writes NetCDF fixtures with the tools scientists use, and what xarray decodes from them.
 
 Usage: make_netcdf_fixtures.py OUT_DIR
 
@@ -15,6 +15,13 @@ Files (all with time, lat, lon coordinates):
   data64.nc    CDF-5, netCDF4-python: int64, ubyte, ushort, uint, uint64 variables, a float and an
                int record variable with unwritten records (NetCDF's default fill values, which
                xarray leaves unmasked), an int64 global attribute.
+  nc4.nc       NetCDF-4, xarray + netCDF4: the variables of classic.nc chunked and compressed
+               (deflate with shuffle; fletcher32 on one), plus int64, ubyte and
+               uint32 variables, a string variable and a list-of-strings attribute; unlimited time.
+  nc4classic.nc  NetCDF-4 classic model, netCDF4-python: contiguous (unchunked) variables, a
+               big-endian one, descending latitude, packed int16, noleap int32 time.
+  h5netcdf.nc  NetCDF-4, xarray + h5netcdf (h5py, not libnetcdf): gzip-compressed float32 and a
+               packed int16, no unlimited dimension.
 
 For each file, OUT_DIR/manifest.json records the format, the global attributes, and per variable
 its dimensions, shape, dtype as xarray decodes it, its attributes as stored (netCDF4, no masking)
@@ -67,13 +74,13 @@ def iso(t):
     return np.datetime_as_string(t, unit="ms")
 
 
-def record(path, expect_format, checks=(), unlimited="time"):
+def record(path, expect_format, checks=(), unlimited=("time",)):
     """What xarray decodes from `path`, written next to it, plus sanity checks of xarray itself."""
     global_attrs, var_attrs, data_model = stored_attributes(path)
     assert data_model == expect_format, (path, data_model)
     entry = {"format": data_model, "attributes": global_attrs, "variables": {}}
     with xr.open_dataset(path, decode_times=CFTIME) as ds:
-        assert ds.encoding.get("unlimited_dims") == {unlimited}, ds.encoding
+        assert set(ds.encoding.get("unlimited_dims") or ()) == set(unlimited), ds.encoding
         for name, var in ds.variables.items():
             info = {
                 "dims": list(var.dims),
@@ -83,6 +90,8 @@ def record(path, expect_format, checks=(), unlimited="time"):
             }
             if name == "time":
                 info["times"] = [iso(t) for t in var.values]
+            elif var.dtype.kind in "OSU":
+                pass  # text: described, never read as data
             else:
                 values = np.asarray(var.values, dtype="<f8")
                 bin_name = f"{path.name}.{name}.bin"
@@ -94,10 +103,12 @@ def record(path, expect_format, checks=(), unlimited="time"):
     if "time" in entry["variables"]:
         with xr.open_dataset(path, decode_times=False) as raw:
             entry["variables"]["time"]["values"] = [float(v) for v in raw["time"].values]
-    if data_model != "NETCDF3_64BIT_DATA":
-        # scipy reads CDF-1 and CDF-2 too: both engines must agree, or the fixture is suspect.
-        with xr.open_dataset(path, engine="scipy", decode_times=CFTIME) as a, xr.open_dataset(
-            path, engine="netcdf4", decode_times=CFTIME
+    # A second engine reads CDF-1 and CDF-2 (scipy) and NetCDF-4 (h5netcdf): both engines must
+    # agree, or the fixture is suspect.
+    other = {"NETCDF3_CLASSIC": "scipy", "NETCDF3_64BIT_OFFSET": "scipy", "NETCDF4": "h5netcdf"}
+    if data_model in other:
+        with xr.open_dataset(path, engine=other[data_model], decode_times=CFTIME) as a, (
+            xr.open_dataset(path, engine="netcdf4", decode_times=CFTIME)
         ) as b:
             xr.testing.assert_identical(a.drop_encoding(), b.drop_encoding())
     return entry
@@ -232,7 +243,7 @@ def single(path):
         assert list(decoded.variables) == ["counts"]
         assert np.isnan(decoded["counts"].values[1, 2])
 
-    return record(path, "NETCDF3_CLASSIC", [one_record_variable], unlimited="record")
+    return record(path, "NETCDF3_CLASSIC", [one_record_variable], unlimited=("record",))
 
 
 def data64(path):
@@ -284,6 +295,131 @@ def data64(path):
     return record(path, "NETCDF3_64BIT_DATA", [default_fill_kept])
 
 
+def nc4(path):
+    """The variables of classic.nc, chunked and compressed, and the types only NetCDF-4 has."""
+    rng = np.random.default_rng(4)
+    nt, nlat, nlon = 3, 259, 261
+    lat, lon = grid(nlat, nlon, descending=True)
+    shape = (nt, nlat, nlon)
+    t2m = (250 + 40 * rng.random(shape)).astype("f4")
+    t2m[0, 0, :5] = np.nan
+    z = 1000 * rng.standard_normal(shape)
+    z[1, 10:12, 20:30] = np.nan  # stored as missing_value -999
+    sp = (98000 + 4000 * rng.random(shape)).astype("f4")
+    sp[0, 5, 5] = np.nan  # stored as _FillValue
+    lsm = np.floor(255 * rng.random((nlat, nlon))).astype("f4")
+    lsm[3, 4] = np.nan
+    big = (2**40 + np.arange(nlat * nlon, dtype="i8")).reshape(nlat, nlon)
+    cls = (np.arange(nlat * nlon) % 256).astype("u1").reshape(nlat, nlon)
+    ds = xr.Dataset(
+        {
+            "t2m": (("time", "lat", "lon"), t2m, {"units": "K", "long_name": "2 metre temperature"}),
+            "z": (("time", "lat", "lon"), z, {"units": "m2 s-2"}),
+            "sp": (("time", "lat", "lon"), sp, {"units": "Pa"}),
+            "lsm": (("lat", "lon"), lsm, {"long_name": "Land-sea mask class"}),
+            "big": (("lat", "lon"), big, {"long_name": "int64 counts"}),
+            "cls": (("lat", "lon"), cls),
+            "wide": (("lat", "lon"), cls.astype("u4") * 16_000_000),
+            "station": (("station",), np.array(["Reykjavik", "Tromsø", "Ny-Ålesund"], dtype=object)),
+        },
+        coords={
+            "time": ("time", np.datetime64("2017-02-07T00") + np.arange(nt) * np.timedelta64(6, "h")),
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
+        attrs={
+            "title": "Isotach NetCDF-4 fixture",
+            "Conventions": "CF-1.8",
+            "sources": ["ERA5-like", "generated"],
+            "version": np.int64(4),
+        },
+    )
+    deflate = {"zlib": True, "complevel": 4, "shuffle": True, "chunksizes": (1, 128, 128)}
+    encoding = {
+        "time": {"units": "hours since 2017-02-07 00:00:00", "calendar": "standard", "dtype": "f8"},
+        "t2m": {**deflate, "fletcher32": True},
+        "z": {**deflate, "_FillValue": None, "missing_value": -999.0},
+        "sp": {
+            **deflate,
+            "dtype": "int16",
+            "scale_factor": np.float32(0.125),
+            "add_offset": np.float32(100000.0),
+            "_FillValue": np.int16(-32767),
+        },
+        "lsm": {"dtype": "u1", "_FillValue": np.uint8(255), "zlib": True},
+        "big": {"zlib": True, "chunksizes": (100, 100)},
+        "lat": {"_FillValue": None},
+        "lon": {"_FillValue": None},
+    }
+    ds.to_netcdf(path, format="NETCDF4", engine="netcdf4", unlimited_dims=["time"], encoding=encoding)
+
+    def decoded_as_written(decoded):
+        assert np.isnan(decoded["z"].values[1, 10, 20])
+        assert np.isnan(decoded["sp"].values[0, 5, 5]) and decoded["sp"].dtype == np.float32
+        assert np.isnan(decoded["lsm"].values[3, 4])
+        assert decoded["big"].dtype == np.int64
+
+    return record(path, "NETCDF4", [decoded_as_written])
+
+
+def nc4classic(path):
+    nt, nlat, nlon = 4, 6, 8
+    lat, lon = grid(nlat, nlon, descending=True)
+    with netCDF4.Dataset(path, "w", format="NETCDF4_CLASSIC") as nc:
+        nc.history = "written by make_netcdf_fixtures.py"
+        nc.createDimension("time", None)
+        nc.createDimension("latitude", nlat)
+        nc.createDimension("longitude", nlon)
+        time = nc.createVariable("time", "i4", ("time",))
+        time.units = "days since 1990-01-01"
+        time.calendar = "noleap"
+        nc.createVariable("latitude", "f8", ("latitude",), contiguous=True)[:] = lat
+        nc.createVariable("longitude", "f8", ("longitude",), compression=None)[:] = lon
+        ivt = nc.createVariable("ivt", "i2", ("time", "latitude", "longitude"), fill_value=np.int16(-32768))
+        ivt.scale_factor = 0.05
+        ivt.add_offset = 500.0
+        ivt.units = "kg m-1 s-1"
+        values = 500 + 400 * np.sin(np.arange(nt * nlat * nlon).reshape(nt, nlat, nlon) / 7.0)
+        values = np.ma.masked_array(values, mask=np.zeros(values.shape, bool))
+        values.mask[1, 2, 3] = True
+        ivt[:] = values
+        orog = nc.createVariable(
+            "orog", ">f4", ("latitude", "longitude"), contiguous=True, endian="big"
+        )
+        orog.units = "m"
+        orog[:] = np.arange(nlat * nlon, dtype="f4").reshape(nlat, nlon) * 10
+        time[:] = np.arange(nt) * 365
+
+    return record(path, "NETCDF4_CLASSIC")
+
+
+def h5netcdf_file(path):
+    rng = np.random.default_rng(5)
+    nt, nlat, nlon = 2, 90, 180
+    lat, lon = grid(nlat, nlon, descending=False)
+    tcwv = (40 * rng.random((nt, nlat, nlon))).astype("f4")
+    tcwv[1, 45, :10] = np.nan
+    ds = xr.Dataset(
+        {
+            "tcwv": (("time", "lat", "lon"), tcwv, {"units": "kg m-2"}),
+            "mslp": (("time", "lat", "lon"), 101000 + 2000 * rng.standard_normal((nt, nlat, nlon))),
+        },
+        coords={
+            "time": ("time", np.datetime64("2021-09-01T12") + np.arange(nt) * np.timedelta64(1, "D")),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon),
+        },
+        attrs={"institution": "Isotach tests"},
+    )
+    encoding = {
+        "tcwv": {"compression": "gzip", "compression_opts": 6, "chunksizes": (1, 45, 90)},
+        "mslp": {"dtype": "int16", "scale_factor": 0.5, "add_offset": 101000.0, "_FillValue": -32768},
+        "time": {"units": "days since 2021-09-01 12:00"},
+    }
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    return record(path, "NETCDF4", unlimited=())
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -291,6 +427,9 @@ def main():
         "offset64.nc": offset64(OUT / "offset64.nc"),
         "single.nc": single(OUT / "single.nc"),
         "data64.nc": data64(OUT / "data64.nc"),
+        "nc4.nc": nc4(OUT / "nc4.nc"),
+        "nc4classic.nc": nc4classic(OUT / "nc4classic.nc"),
+        "h5netcdf.nc": h5netcdf_file(OUT / "h5netcdf.nc"),
     }
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, allow_nan=False))
 

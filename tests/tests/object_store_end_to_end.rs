@@ -1,6 +1,6 @@
 //! `isotach run` on a store in S3 (a real signature-checking server, credentials from the standard
 //! environment variables), narrowed to a box across the dateline: the frames equal those of the
-//! same run on the local copy, byte for byte.
+//! same run on the local copy, byte for byte; and the same for a NetCDF-4 copy that xarray wrote.
 
 #[path = "../../connectors/tests/support/mod.rs"]
 mod support;
@@ -83,4 +83,51 @@ fn a_run_from_s3_draws_what_the_local_run_draws() {
         stderr.contains("s3://era5/season.zarr") && stderr.contains("refused the credentials"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_netcdf4_copy_in_s3_draws_what_the_zarr_store_draws() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("era5")).expect("bucket");
+    generate(dir.path(), "season.zarr", 2, 3);
+    // What a scientist's archive holds: xarray's NetCDF-4, chunked per step, deflate + shuffle.
+    let convert = Command::new(support::python())
+        .args([
+            "-c",
+            "import sys, xarray as xr\n\
+             ds = xr.open_zarr(sys.argv[1])\n\
+             enc = {v: {'zlib': True, 'shuffle': True, 'chunksizes': (1,) + ds[v].shape[1:]}\n\
+                    for v in ds.data_vars if ds[v].dims[0] == 'time'}\n\
+             ds.to_netcdf(sys.argv[2], engine='netcdf4', format='NETCDF4', encoding=enc)",
+        ])
+        .arg(dir.path().join("season.zarr"))
+        .arg(root.join("era5/season.nc"))
+        .output()
+        .expect("start python");
+    assert!(
+        convert.status.success(),
+        "xarray could not write the NetCDF-4 copy:\n{}",
+        String::from_utf8_lossy(&convert.stderr)
+    );
+    let server = s3_server(&root);
+
+    let remote = spec(dir.path(), "s3://era5/season.nc", "netcdf4");
+    let out = run_with_credentials(dir.path(), &remote, server.port, SECRET_KEY);
+    assert!(
+        out.status.success(),
+        "run from the NetCDF-4 file in S3 failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zarr = spec(dir.path(), "season.zarr", "zarr");
+    isotach_ok(dir.path(), &["run", zarr.to_str().expect("utf-8")]);
+    for step in 0..3 {
+        let name = format!("ivt_{step:05}.png");
+        let a = std::fs::read(dir.path().join("netcdf4").join(&name)).expect("NetCDF-4 frame");
+        let b = std::fs::read(dir.path().join("zarr").join(&name)).expect("Zarr frame");
+        assert!(
+            a == b,
+            "{name} differs between the NetCDF-4 and the Zarr run"
+        );
+    }
 }

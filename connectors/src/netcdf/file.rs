@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::header::{self, Dimension, Format, NcType, Variable};
-use super::{ByteRanges, LocalFile};
+use super::{ByteRanges, LocalFile, NetcdfData, NetcdfVariable};
 use crate::cf::{CfDecoding, RawValues};
 use crate::{ConnectorError, Result};
 
@@ -517,7 +517,7 @@ impl Gather<'_> {
 }
 
 /// Big-endian bytes as typed values. `Char` arrives here only empty.
-fn raw_values(nc_type: NcType, b: &[u8]) -> RawValues {
+pub(super) fn raw_values(nc_type: NcType, b: &[u8]) -> RawValues {
     fn be<const N: usize, T>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
         b.chunks_exact(N)
             .map(|c| {
@@ -538,6 +538,39 @@ fn raw_values(nc_type: NcType, b: &[u8]) -> RawValues {
         NcType::UInt64 => RawValues::U64(be(b, u64::from_be_bytes)),
         NcType::Float => RawValues::F32(be(b, f32::from_be_bytes)),
         NcType::Double => RawValues::F64(be(b, f64::from_be_bytes)),
+    }
+}
+
+impl NetcdfData for NetcdfFile {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn data_model(&self) -> &'static str {
+        self.format.name()
+    }
+
+    fn global_attributes(&self) -> &Map<String, Value> {
+        &self.attributes
+    }
+
+    fn netcdf_variables(&self) -> Result<Vec<NetcdfVariable>> {
+        (0..self.variables.len())
+            .map(|index| {
+                let var = &self.variables[index];
+                Ok(NetcdfVariable {
+                    name: var.name.clone(),
+                    dims: self.dimension_names(&var.name)?,
+                    shape: self.shape_of(index),
+                    nc_type: Some(var.nc_type),
+                    attributes: var.attributes.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn read(&self, name: &str, start: &[u64], count: &[u64]) -> Result<RawValues> {
+        NetcdfFile::read(self, name, start, count)
     }
 }
 

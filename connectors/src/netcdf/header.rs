@@ -503,13 +503,13 @@ fn number(nc_type: NcType, c: &[u8]) -> Value {
         NcType::UInt => Value::from(u32::from_be_bytes(b4())),
         NcType::Int64 => Value::from(i64::from_be_bytes(b8())),
         NcType::UInt64 => Value::from(u64::from_be_bytes(b8())),
-        NcType::Float => float(f64::from(f32::from_be_bytes(b4()))),
-        NcType::Double => float(f64::from_be_bytes(b8())),
+        NcType::Float => float_value(f64::from(f32::from_be_bytes(b4()))),
+        NcType::Double => float_value(f64::from_be_bytes(b8())),
     }
 }
 
 /// A float as a JSON number, or as the strings CF decoding understands for NaN and infinities.
-fn float(v: f64) -> Value {
+pub(super) fn float_value(v: f64) -> Value {
     match Number::from_f64(v) {
         Some(n) => Value::Number(n),
         None if v.is_nan() => Value::String("NaN".to_owned()),

@@ -1,4 +1,6 @@
-//! NetCDF-3 "classic" files (CDF-1, CDF-2 and CDF-5) read in pure Rust, without libnetcdf.
+//! NetCDF files read in pure Rust, without libnetcdf: NetCDF-3 "classic" files (CDF-1, CDF-2 and
+//! CDF-5) by this module, NetCDF-4 (HDF5) files through `netcdf-reader` with the `netcdf4`
+//! feature (on by default). Both offer [`NetcdfData`], and [`NetcdfSource`] reads either.
 //!
 //! The format is a header (dimensions, attributes, variables with their byte offsets) followed by
 //! big-endian data: first every fixed-size variable contiguously, then the records, each holding
@@ -15,6 +17,8 @@
 
 mod file;
 mod header;
+#[cfg(feature = "netcdf4")]
+mod netcdf4;
 mod source;
 
 use std::io;
@@ -22,7 +26,55 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 pub use file::NetcdfFile;
+pub use header::NcType;
+#[cfg(feature = "netcdf4")]
+pub use netcdf4::Netcdf4File;
 pub use source::NetcdfSource;
+
+use serde_json::{Map, Value};
+
+use crate::Result;
+use crate::cf::RawValues;
+
+/// The first bytes of an HDF5 file (its superblock signature), which every NetCDF-4 file starts
+/// with.
+const HDF5_SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// A variable of a NetCDF file, in the terms NetCDF-3 and NetCDF-4 share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetcdfVariable {
+    /// Its name.
+    pub name: String,
+    /// Its dimension names, outermost first.
+    pub dims: Vec<String>,
+    /// Its shape (a record variable's first length is the number of records).
+    pub shape: Vec<u64>,
+    /// The type of its values; `None` for types that are not numbers or text (NetCDF-4 strings,
+    /// compound, enum, opaque and variable-length types), which are described but never read.
+    pub nc_type: Option<NcType>,
+    /// Its attributes: text as JSON strings, numbers as JSON numbers (one value) or arrays; a
+    /// floating-point NaN or infinity as `"NaN"`, `"Infinity"`, `"-Infinity"`.
+    pub attributes: Map<String, Value>,
+}
+
+/// What [`NetcdfSource`] reads of a NetCDF file, whichever format holds it.
+pub trait NetcdfData: Send + Sync + std::fmt::Debug {
+    /// The path or URI the file was opened as.
+    fn uri(&self) -> &str;
+
+    /// The name netCDF4-python's `data_model` gives the format (`NETCDF3_CLASSIC`, `NETCDF4`, …).
+    fn data_model(&self) -> &'static str;
+
+    /// The global attributes.
+    fn global_attributes(&self) -> &Map<String, Value>;
+
+    /// Every variable of the root group, in the file's order.
+    fn netcdf_variables(&self) -> Result<Vec<NetcdfVariable>>;
+
+    /// The hyperslab `start[d]..start[d] + count[d]` of every dimension `d` of a numeric
+    /// variable, as stored (row-major, native byte order).
+    fn read(&self, name: &str, start: &[u64], count: &[u64]) -> Result<RawValues>;
+}
 
 /// Random access to the bytes of a file: a local file, an in-memory buffer, or (later) an HTTP or
 /// object-store object read with range requests.

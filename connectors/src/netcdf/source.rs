@@ -1,4 +1,6 @@
-//! [`NetcdfSource`]: a CF-annotated NetCDF-3 file as a [`Source`] of tiles.
+//! [`NetcdfSource`]: a CF-annotated NetCDF file (NetCDF-3 or NetCDF-4) as a [`Source`] of tiles.
+
+use std::collections::BTreeMap;
 
 use isotach_core::{
     Calendar, CfTimeUnits, DatasetInfo, LatLonGrid, RegionKey, Tile, TileWindow, TimeAxis,
@@ -6,15 +8,17 @@ use isotach_core::{
 };
 use serde_json::{Map, Value};
 
-use super::NetcdfFile;
 use super::header::NcType;
+use super::{NetcdfData, NetcdfFile, NetcdfVariable};
+use crate::cf::CfDecoding;
 use crate::{ConnectorError, Result, Source, TileRequest};
 
 /// Tiles cover at most this many rows and columns of the grid.
 const BLOCK: usize = 256;
 
-/// A NetCDF-3 classic file (CDF-1, CDF-2, CDF-5) following the CF conventions, read as a
-/// [`Source`].
+/// A NetCDF file following the CF conventions, read as a [`Source`]: NetCDF-3 classic (CDF-1,
+/// CDF-2, CDF-5) always, NetCDF-4 (HDF5) with the `netcdf4` feature (on by default). The format
+/// is told by the file's first bytes, not its name.
 ///
 /// Coordinates are the variables `time`, `lat` or `latitude`, and `lon` or `longitude`, each
 /// one-dimensional along the dimension it names; the time coordinate carries CF `units` and an
@@ -30,7 +34,8 @@ const BLOCK: usize = 256;
 /// ```
 #[derive(Debug)]
 pub struct NetcdfSource {
-    file: NetcdfFile,
+    file: Box<dyn NetcdfData>,
+    variables: BTreeMap<String, NetcdfVariable>,
     info: DatasetInfo,
     /// Dimension names of the time, latitude and longitude coordinates.
     axes: [String; 3],
@@ -45,34 +50,68 @@ impl NetcdfSource {
     /// Opens the file at `uri` (path, `file://`, `http(s)://`, `s3://`, `gs://`, `az://`) with
     /// `options` layered over the environment; remote files are read with range requests.
     pub fn open_with(uri: &str, options: &crate::StoreOptions) -> Result<Self> {
-        Self::from_file(NetcdfFile::from_ranges(
-            uri,
-            crate::store::byte_ranges(uri, options)?,
-        )?)
+        let ranges = crate::store::byte_ranges(uri, options)?;
+        // Shorter files, and those that cannot be read, are left to the NetCDF-3 reader, whose
+        // errors say what is wrong with them.
+        let signature = super::HDF5_SIGNATURE.len();
+        let is_hdf5 = ranges.len().is_ok_and(|len| len >= signature as u64)
+            && ranges
+                .read_at(0, signature)
+                .is_ok_and(|magic| magic == super::HDF5_SIGNATURE);
+        if is_hdf5 {
+            return Self::from_netcdf4(uri, ranges);
+        }
+        Self::from_data(Box::new(NetcdfFile::from_ranges(uri, ranges)?))
     }
 
-    /// Wraps an opened file (local or behind any byte-range reader) and reads its coordinates.
-    pub fn from_file(file: NetcdfFile) -> Result<Self> {
+    #[cfg(feature = "netcdf4")]
+    fn from_netcdf4(uri: &str, ranges: std::sync::Arc<dyn super::ByteRanges>) -> Result<Self> {
+        let file = match crate::StoreLocation::parse(uri)? {
+            crate::StoreLocation::Local(path) => super::Netcdf4File::open(path)?,
+            _ => super::Netcdf4File::from_ranges(uri, ranges)?,
+        };
+        Self::from_data(Box::new(file))
+    }
+
+    #[cfg(not(feature = "netcdf4"))]
+    fn from_netcdf4(uri: &str, _: std::sync::Arc<dyn super::ByteRanges>) -> Result<Self> {
+        Err(ConnectorError::Open {
+            uri: uri.to_owned(),
+            node: "/".into(),
+            message: "is a NetCDF-4 (HDF5) file, and this build reads NetCDF-3 only: build \
+                      isotach-connectors with its `netcdf4` feature"
+                .into(),
+        })
+    }
+
+    /// Wraps an opened file (NetCDF-3 or NetCDF-4, local or behind any byte-range reader) and
+    /// reads its coordinates.
+    pub fn from_data(file: Box<dyn NetcdfData>) -> Result<Self> {
         let uri = file.uri().to_owned();
+        let variables: BTreeMap<String, NetcdfVariable> = file
+            .netcdf_variables()?
+            .into_iter()
+            .map(|v| (v.name.clone(), v))
+            .collect();
         let meta_err = |array: &str, message: String| ConnectorError::Metadata {
             uri: uri.clone(),
             array: array.to_owned(),
             message,
         };
         let coordinate = |names: &[&str]| -> Result<(String, String)> {
-            let name = names
+            let var = names
                 .iter()
-                .find(|n| file.variable(n).is_ok())
+                .find_map(|n| variables.get(*n))
                 .ok_or_else(|| {
                     meta_err(
                         names[0],
                         format!("coordinate not found (looked for: {})", names.join(", ")),
                     )
                 })?;
-            match file.dimension_names(name)?.as_slice() {
-                [dim] => Ok((name.to_string(), dim.clone())),
+            match var.dims.as_slice() {
+                [dim] => Ok((var.name.clone(), dim.clone())),
                 dims => Err(meta_err(
-                    name,
+                    &var.name,
                     format!("a coordinate must have one dimension, it has {dims:?}"),
                 )),
             }
@@ -81,14 +120,14 @@ impl NetcdfSource {
         let (lat_name, lat_dim) = coordinate(&["lat", "latitude"])?;
         let (lon_name, lon_dim) = coordinate(&["lon", "longitude"])?;
 
-        let read = |name: &str| -> Result<Vec<f64>> {
-            let shape = file.shape(name)?;
-            file.read_decoded(name, &vec![0; shape.len()], &shape)
+        let read = |name: &str| {
+            crate::source::check_coordinate_len(&uri, name, &variables[name].shape)?;
+            read_all(file.as_ref(), &variables[name])
         };
         let lat = read(&lat_name)?;
         let lon = read(&lon_name)?;
         let time_values = read(&time_name)?;
-        let time_attrs = &file.variable(&time_name)?.attributes;
+        let time_attrs = &variables[&time_name].attributes;
         let units = match time_attrs.get("units") {
             Some(Value::String(units)) => units.clone(),
             _ => {
@@ -134,18 +173,17 @@ impl NetcdfSource {
                 d.to_owned()
             }
         };
-        let mut variables = Vec::new();
+        let mut data_variables = Vec::new();
         let mut coordinates = Vec::new();
-        for var in file.variables() {
-            let dims = file.dimension_names(&var.name)?;
-            if var.nc_type == NcType::Char {
+        for var in variables.values() {
+            let Some(nc_type) = var.nc_type.filter(|t| *t != NcType::Char) else {
                 continue;
-            }
-            let shape = file.shape(&var.name)?;
+            };
             // Blocks read at once: one step, 256 x 256 cells of the grid, whole other dimensions.
-            let chunks = dims
+            let chunks = var
+                .dims
                 .iter()
-                .zip(&shape)
+                .zip(&var.shape)
                 .map(|(d, len)| match d {
                     d if *d == time_dim => (*len).min(1),
                     d if *d == lat_dim || *d == lon_dim => (*len).min(BLOCK as u64),
@@ -157,34 +195,33 @@ impl NetcdfSource {
                 name: var.name.clone(),
                 units: text("units").unwrap_or_default().to_owned(),
                 long_name: text("long_name").unwrap_or(&var.name).to_owned(),
-                dims: dims.iter().map(|d| canonical(d)).collect(),
-                shape,
+                dims: var.dims.iter().map(|d| canonical(d)).collect(),
+                shape: var.shape.clone(),
                 chunks,
-                dtype: var.nc_type.dtype().to_owned(),
+                dtype: nc_type.dtype().to_owned(),
                 codecs: Vec::new(),
                 attributes: var.attributes.clone(),
             };
-            if dims.contains(&var.name) {
+            if var.dims.contains(&var.name) {
                 coordinates.push(info);
             } else {
-                variables.push(info);
+                data_variables.push(info);
             }
         }
-        variables.sort_by(|a, b| a.name.cmp(&b.name));
-        coordinates.sort_by(|a, b| a.name.cmp(&b.name));
 
         let info = DatasetInfo {
             uri: uri.clone(),
-            variables,
+            variables: data_variables,
             coordinates,
             time,
             grid: LatLonGrid { lat, lon },
-            // NetCDF-3 variables are read on (time, lat, lon) only.
+            // Variables are read on (time, lat, lon) only.
             vertical: Vec::new(),
-            attributes: file.attributes().clone(),
+            attributes: file.global_attributes().clone(),
         };
         Ok(Self {
             file,
+            variables,
             info,
             axes: [time_dim, lat_dim, lon_dim],
         })
@@ -195,31 +232,47 @@ impl NetcdfSource {
         self.file.uri()
     }
 
-    /// The file, for its header and raw reads.
-    pub fn file(&self) -> &NetcdfFile {
-        &self.file
+    /// The file, for its format, global attributes and raw reads.
+    pub fn file(&self) -> &dyn NetcdfData {
+        self.file.as_ref()
     }
 
-    /// A whole variable decoded to f64 (missing values NaN), for coordinates and tests.
+    /// Every variable of the file (coordinates, data and text variables), by name.
+    pub fn variables(&self) -> &BTreeMap<String, NetcdfVariable> {
+        &self.variables
+    }
+
+    /// The variable called `name`; unknown, the error lists the variables the file has.
+    pub fn variable(&self, name: &str) -> Result<&NetcdfVariable> {
+        self.variables
+            .get(name)
+            .ok_or_else(|| ConnectorError::UnknownVariable {
+                name: name.to_owned(),
+                uri: self.uri().to_owned(),
+                available: self.variables.keys().cloned().collect(),
+            })
+    }
+
+    /// A whole variable decoded to f64 (missing values NaN, packed values unpacked), for
+    /// coordinates and tests.
     pub fn read_all(&self, name: &str) -> Result<Vec<f64>> {
-        let shape = self.file.shape(name)?;
-        self.file.read_decoded(name, &vec![0; shape.len()], &shape)
+        read_all(self.file.as_ref(), self.variable(name)?)
     }
 
     /// The shape of a variable.
     pub fn shape(&self, name: &str) -> Result<Vec<u64>> {
-        self.file.shape(name)
+        Ok(self.variable(name)?.shape.clone())
     }
 
     /// The attributes of a variable, as stored (text as strings, numbers as numbers or arrays).
     pub fn attributes(&self, name: &str) -> Result<&Map<String, Value>> {
-        Ok(&self.file.variable(name)?.attributes)
+        Ok(&self.variable(name)?.attributes)
     }
 
     /// Checks that `variable` is laid out `(time, lat, lon)`.
     fn surface_variable(&self, variable: &str) -> Result<()> {
-        let dims = self.file.dimension_names(variable)?;
-        if dims != self.axes {
+        let dims = &self.variable(variable)?.dims;
+        if *dims != self.axes {
             return Err(ConnectorError::Metadata {
                 uri: self.uri().to_owned(),
                 array: variable.to_owned(),
@@ -287,7 +340,7 @@ impl Source for NetcdfSource {
             &[request.step, w.row0 as u64, w.col0 as u64],
             &[1, w.rows as u64, w.cols as u64],
         )?;
-        let values = self.file.cf_decoding(variable)?.decode_f32(raw);
+        let values = cf_decoding(self.uri(), self.variable(variable)?)?.decode_f32(raw);
         let units = self
             .attributes(variable)?
             .get("units")
@@ -302,4 +355,22 @@ impl Source for NetcdfSource {
             values,
         ))
     }
+}
+
+/// How a variable's stored values become physical ones, from its attributes (`_FillValue`,
+/// `missing_value`, `scale_factor`, `add_offset`, `_Unsigned`), as xarray decodes them.
+/// NetCDF's default fill values are not masked unless an attribute names them, as in xarray.
+fn cf_decoding(uri: &str, var: &NetcdfVariable) -> Result<CfDecoding> {
+    let size = var.nc_type.map_or(1, NcType::size);
+    CfDecoding::from_attributes(&var.attributes, size).map_err(|message| ConnectorError::Metadata {
+        uri: uri.to_owned(),
+        array: var.name.clone(),
+        message,
+    })
+}
+
+/// A whole variable, decoded to f64.
+fn read_all(file: &dyn NetcdfData, var: &NetcdfVariable) -> Result<Vec<f64>> {
+    let raw = file.read(&var.name, &vec![0; var.shape.len()], &var.shape)?;
+    Ok(cf_decoding(file.uri(), var)?.decode_f64(&raw))
 }

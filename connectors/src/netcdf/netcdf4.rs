@@ -1,0 +1,279 @@
+//! [`Netcdf4File`]: a NetCDF-4 file (HDF5 underneath) read in pure Rust through `netcdf-reader`,
+//! from a local path (memory-mapped) or any [`ByteRanges`] (HTTP, S3, GCS, Azure).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use netcdf_reader::{
+    BlockCacheStorage, NcAttrValue, NcFile, NcFormat, NcOpenOptions, NcSliceInfo, NcSliceInfoElem,
+    NcType as Nc4Type, RangeRequestStorage,
+};
+use serde_json::{Map, Value};
+
+use super::header::NcType;
+use super::{ByteRanges, NetcdfData, NetcdfVariable};
+use crate::cf::RawValues;
+use crate::{ConnectorError, Result};
+
+/// Remote files are read in blocks of this size, so that the many small reads of HDF5 metadata
+/// (object headers, B-trees, heaps) become a few range requests.
+const REMOTE_BLOCK_BYTES: usize = 256 * 1024;
+/// Blocks kept of a remote file (16 MiB).
+const REMOTE_BLOCKS: usize = 64;
+/// The most one read may decode: shapes in a broken file can claim terabytes.
+const MAX_READ_BYTES: usize = 4 << 30;
+
+fn open_options() -> NcOpenOptions {
+    NcOpenOptions {
+        max_read_bytes: MAX_READ_BYTES,
+        ..NcOpenOptions::default()
+    }
+}
+
+/// A NetCDF-4 (or NetCDF-4 classic model) file: the root group's dimensions, variables and
+/// attributes, and hyperslab reads of its numeric variables (deflate, shuffle, fletcher32, szip,
+/// n-bit and scale-offset filters; contiguous, compact and chunked layouts).
+///
+/// ```no_run
+/// use isotach_connectors::{Netcdf4File, NetcdfData};
+/// let file = Netcdf4File::open("era5_ivt.nc")?;
+/// let first_step = file.read("ivt", &[0, 0, 0], &[1, 721, 1440])?;
+/// # Ok::<(), isotach_connectors::ConnectorError>(())
+/// ```
+pub struct Netcdf4File {
+    uri: String,
+    file: NcFile,
+    attributes: Map<String, Value>,
+    variables: Vec<NetcdfVariable>,
+}
+
+impl fmt::Debug for Netcdf4File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Netcdf4File")
+            .field("uri", &self.uri)
+            .field("format", &self.file.format())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Netcdf4File {
+    /// Opens a local file (memory-mapped); errors name the path.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let uri = path.display().to_string();
+        let file =
+            NcFile::open_with_options(path, open_options()).map_err(|e| open_error(&uri, e))?;
+        Self::from_nc(uri, file)
+    }
+
+    /// Opens a file behind any byte-range reader: `uri` names it in errors.
+    pub fn from_ranges(uri: &str, source: Arc<dyn ByteRanges>) -> Result<Self> {
+        let len = source.len().map_err(|e| open_error(uri, e))?;
+        let ranges = RangeRequestStorage::new(len, move |offset, len| {
+            source.read_at(offset, len).map_err(Into::into)
+        });
+        let storage = BlockCacheStorage::new(Arc::new(ranges), REMOTE_BLOCK_BYTES, REMOTE_BLOCKS);
+        let file = NcFile::from_storage_with_options(Arc::new(storage), open_options())
+            .map_err(|e| open_error(uri, e))?;
+        Self::from_nc(uri.to_owned(), file)
+    }
+
+    fn from_nc(uri: String, file: NcFile) -> Result<Self> {
+        if !matches!(file.format(), NcFormat::Nc4 | NcFormat::Nc4Classic) {
+            return Err(open_error(
+                &uri,
+                format!("is {:?}, not a NetCDF-4 file", file.format()),
+            ));
+        }
+        let attributes = file
+            .global_attributes()
+            .map_err(|e| open_error(&uri, e))?
+            .iter()
+            .map(|a| (a.name.clone(), attribute_value(&a.value)))
+            .collect();
+        let variables = file
+            .variables()
+            .map_err(|e| open_error(&uri, e))?
+            .iter()
+            .map(|v| NetcdfVariable {
+                name: v.name().to_owned(),
+                dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
+                shape: v.shape(),
+                nc_type: numeric_type(v.dtype()),
+                attributes: v
+                    .attributes()
+                    .iter()
+                    .map(|a| (a.name.clone(), attribute_value(&a.value)))
+                    .collect(),
+            })
+            .collect();
+        Ok(Self {
+            uri,
+            file,
+            attributes,
+            variables,
+        })
+    }
+
+    fn variable(&self, name: &str) -> Result<&NetcdfVariable> {
+        self.variables
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| {
+                let mut available: Vec<String> =
+                    self.variables.iter().map(|v| v.name.clone()).collect();
+                available.sort();
+                ConnectorError::UnknownVariable {
+                    name: name.to_owned(),
+                    uri: self.uri.clone(),
+                    available,
+                }
+            })
+    }
+}
+
+impl NetcdfData for Netcdf4File {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn data_model(&self) -> &'static str {
+        match self.file.format() {
+            NcFormat::Nc4Classic => "NETCDF4_CLASSIC",
+            _ => "NETCDF4",
+        }
+    }
+
+    fn global_attributes(&self) -> &Map<String, Value> {
+        &self.attributes
+    }
+
+    fn netcdf_variables(&self) -> Result<Vec<NetcdfVariable>> {
+        Ok(self.variables.clone())
+    }
+
+    fn read(&self, name: &str, start: &[u64], count: &[u64]) -> Result<RawValues> {
+        let var = self.variable(name)?;
+        let chunk_err = |message: String| ConnectorError::Chunk {
+            uri: self.uri.clone(),
+            array: name.to_owned(),
+            chunk: start.to_vec(),
+            message,
+        };
+        let fits = start.len() == var.shape.len()
+            && count.len() == var.shape.len()
+            && (0..var.shape.len()).all(|d| {
+                start[d]
+                    .checked_add(count[d])
+                    .is_some_and(|end| end <= var.shape[d])
+            });
+        if !fits {
+            return Err(chunk_err(format!(
+                "start {start:?} + count {count:?} does not fit the shape {:?}",
+                var.shape
+            )));
+        }
+        let Some(nc_type) = var.nc_type.filter(|t| *t != NcType::Char) else {
+            return Err(ConnectorError::Metadata {
+                uri: self.uri.clone(),
+                array: name.to_owned(),
+                message: "is not a numeric variable; only numeric variables are read".to_owned(),
+            });
+        };
+        if count.contains(&0) {
+            return Ok(super::file::raw_values(nc_type, &[]));
+        }
+        let selection = NcSliceInfo {
+            selections: start
+                .iter()
+                .zip(count)
+                .map(|(s, n)| NcSliceInfoElem::Slice {
+                    start: *s,
+                    end: s + n,
+                    step: 1,
+                })
+                .collect(),
+        };
+        let read = |e: netcdf_reader::Error| chunk_err(e.to_string());
+        macro_rules! slice {
+            ($t:ty, $variant:ident) => {
+                RawValues::$variant(
+                    self.file
+                        .read_variable_slice::<$t>(name, &selection)
+                        .map_err(read)?
+                        .into_raw_vec_and_offset()
+                        .0,
+                )
+            };
+        }
+        Ok(match nc_type {
+            NcType::Byte => slice!(i8, I8),
+            NcType::UByte | NcType::Char => slice!(u8, U8),
+            NcType::Short => slice!(i16, I16),
+            NcType::UShort => slice!(u16, U16),
+            NcType::Int => slice!(i32, I32),
+            NcType::UInt => slice!(u32, U32),
+            NcType::Int64 => slice!(i64, I64),
+            NcType::UInt64 => slice!(u64, U64),
+            NcType::Float => slice!(f32, F32),
+            NcType::Double => slice!(f64, F64),
+        })
+    }
+}
+
+fn open_error(uri: &str, why: impl fmt::Display) -> ConnectorError {
+    ConnectorError::Open {
+        uri: uri.to_owned(),
+        node: "/".into(),
+        message: why.to_string(),
+    }
+}
+
+/// The classic type of a NetCDF-4 variable; `None` for the types only NetCDF-4 has.
+fn numeric_type(dtype: &Nc4Type) -> Option<NcType> {
+    Some(match dtype {
+        Nc4Type::Byte => NcType::Byte,
+        Nc4Type::Char => NcType::Char,
+        Nc4Type::Short => NcType::Short,
+        Nc4Type::Int => NcType::Int,
+        Nc4Type::Float => NcType::Float,
+        Nc4Type::Double => NcType::Double,
+        Nc4Type::UByte => NcType::UByte,
+        Nc4Type::UShort => NcType::UShort,
+        Nc4Type::UInt => NcType::UInt,
+        Nc4Type::Int64 => NcType::Int64,
+        Nc4Type::UInt64 => NcType::UInt64,
+        _ => return None,
+    })
+}
+
+/// An attribute as JSON, the way the classic reader shows them: text as a string, one number as
+/// a number, several as an array; NaN and infinities as strings.
+fn attribute_value(value: &NcAttrValue) -> Value {
+    fn numbers<T: Copy>(values: &[T], one: impl Fn(T) -> Value) -> Value {
+        match values {
+            [single] => one(*single),
+            many => Value::Array(many.iter().map(|v| one(*v)).collect()),
+        }
+    }
+    match value {
+        NcAttrValue::Chars(text) => Value::String(text.clone()),
+        NcAttrValue::Strings(texts) => match texts.as_slice() {
+            [single] => Value::String(single.clone()),
+            many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+        },
+        NcAttrValue::Bytes(v) => numbers(v, Value::from),
+        NcAttrValue::UBytes(v) => numbers(v, Value::from),
+        NcAttrValue::Shorts(v) => numbers(v, Value::from),
+        NcAttrValue::UShorts(v) => numbers(v, Value::from),
+        NcAttrValue::Ints(v) => numbers(v, Value::from),
+        NcAttrValue::UInts(v) => numbers(v, Value::from),
+        NcAttrValue::Int64s(v) => numbers(v, Value::from),
+        NcAttrValue::UInt64s(v) => numbers(v, Value::from),
+        NcAttrValue::Floats(v) => numbers(v, |x| super::header::float_value(f64::from(x))),
+        NcAttrValue::Doubles(v) => numbers(v, super::header::float_value),
+        #[allow(unreachable_patterns)]
+        other => Value::String(format!("{other:?}")),
+    }
+}
