@@ -269,7 +269,7 @@ fn netcdf4_written_by_xarray_netcdf4_reads_as_xarray_decodes_it() {
 }
 
 #[test]
-fn netcdf4_classic_contiguous_and_big_endian_reads_as_xarray_decodes_it() {
+fn netcdf4_classic_contiguous_big_endian_and_zstd_reads_as_xarray_decodes_it() {
     let problems = compare_with_xarray("nc4classic.nc");
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -19,7 +19,8 @@ Files (all with time, lat, lon coordinates):
                (deflate with shuffle; fletcher32 on one), plus int64, ubyte and
                uint32 variables, a string variable and a list-of-strings attribute; unlimited time.
   nc4classic.nc  NetCDF-4 classic model, netCDF4-python: contiguous (unchunked) variables, a
-               big-endian one, descending latitude, packed int16, noleap int32 time.
+               big-endian one, a zstd-compressed one, descending latitude, packed int16, noleap
+               int32 time.
   h5netcdf.nc  NetCDF-4, xarray + h5netcdf (h5py, not libnetcdf): gzip-compressed float32 and a
                packed int16, no unlimited dimension.
 
@@ -388,6 +389,12 @@ def nc4classic(path):
         )
         orog.units = "m"
         orog[:] = np.arange(nlat * nlon, dtype="f4").reshape(nlat, nlon) * 10
+        # netCDF 4.9's zstd filter (HDF5 filter 32015).
+        tp = nc.createVariable(
+            "tp", "f4", ("time", "latitude", "longitude"), compression="zstd"
+        )
+        tp.units = "m"
+        tp[:] = np.cos(np.arange(nt * nlat * nlon, dtype="f4").reshape(nt, nlat, nlon) / 5.0)
         time[:] = np.arange(nt) * 365
 
     return record(path, "NETCDF4_CLASSIC")

@@ -24,16 +24,26 @@ const REMOTE_BLOCKS: usize = 64;
 /// The most one read may decode: shapes in a broken file can claim terabytes.
 const MAX_READ_BYTES: usize = 4 << 30;
 
+/// HDF5's registered id of the zstd filter, which netCDF 4.9 writes (`nc_def_var_zstandard`,
+/// netCDF4-python's `compression="zstd"`).
+const ZSTD_FILTER: u16 = 32015;
+
 fn open_options() -> NcOpenOptions {
+    let mut filters = hdf5_reader::FilterRegistry::new();
+    filters.register(
+        ZSTD_FILTER,
+        Box::new(|_, compressed, _| zstd::stream::decode_all(compressed).map_err(Into::into)),
+    );
     NcOpenOptions {
         max_read_bytes: MAX_READ_BYTES,
+        filter_registry: Some(filters),
         ..NcOpenOptions::default()
     }
 }
 
 /// A NetCDF-4 (or NetCDF-4 classic model) file: the root group's dimensions, variables and
-/// attributes, and hyperslab reads of its numeric variables (deflate, shuffle, fletcher32, szip,
-/// n-bit and scale-offset filters; contiguous, compact and chunked layouts).
+/// attributes, and hyperslab reads of its numeric variables (deflate, zstd, shuffle, fletcher32,
+/// szip, n-bit and scale-offset filters; contiguous, compact and chunked layouts).
 ///
 /// ```no_run
 /// use isotach_connectors::{Netcdf4File, NetcdfData};
