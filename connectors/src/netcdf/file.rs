@@ -563,6 +563,7 @@ impl NetcdfData for NetcdfFile {
                     dims: self.dimension_names(&var.name)?,
                     shape: self.shape_of(index),
                     nc_type: Some(var.nc_type),
+                    chunks: None,
                     attributes: var.attributes.clone(),
                 })
             })

@@ -52,6 +52,9 @@ pub struct NetcdfVariable {
     /// The type of its values; `None` for types that are not numbers or text (NetCDF-4 strings,
     /// compound, enum, opaque and variable-length types), which are described but never read.
     pub nc_type: Option<NcType>,
+    /// The shape of its storage chunks (NetCDF-4 chunked variables); `None` when it is stored
+    /// whole (NetCDF-3, contiguous or compact NetCDF-4).
+    pub chunks: Option<Vec<u64>>,
     /// Its attributes: text as JSON strings, numbers as JSON numbers (one value) or arrays; a
     /// floating-point NaN or infinity as `"NaN"`, `"Infinity"`, `"-Infinity"`.
     pub attributes: Map<String, Value>,

@@ -24,6 +24,11 @@ const REMOTE_BLOCKS: usize = 64;
 /// The most one read may decode: shapes in a broken file can claim terabytes.
 const MAX_READ_BYTES: usize = 4 << 30;
 
+/// Opens the file a second time for its layout only: no chunk is ever decoded through it.
+fn layout_options() -> hdf5_reader::OpenOptions {
+    hdf5_reader::OpenOptions::default().with_chunk_cache_bytes(0)
+}
+
 /// HDF5's registered id of the zstd filter, which netCDF 4.9 writes (`nc_def_var_zstandard`,
 /// netCDF4-python's `compression="zstd"`).
 const ZSTD_FILTER: u16 = 32015;
@@ -74,7 +79,9 @@ impl Netcdf4File {
         let uri = path.display().to_string();
         let file =
             NcFile::open_with_options(path, open_options()).map_err(|e| open_error(&uri, e))?;
-        Self::from_nc(uri, file)
+        let layout = hdf5_reader::Hdf5File::open_with_options(path, layout_options())
+            .map_err(|e| open_error(&uri, e))?;
+        Self::from_nc(uri, file, &layout)
     }
 
     /// Opens a file behind any byte-range reader: `uri` names it in errors.
@@ -83,13 +90,22 @@ impl Netcdf4File {
         let ranges = RangeRequestStorage::new(len, move |offset, len| {
             source.read_at(offset, len).map_err(Into::into)
         });
-        let storage = BlockCacheStorage::new(Arc::new(ranges), REMOTE_BLOCK_BYTES, REMOTE_BLOCKS);
-        let file = NcFile::from_storage_with_options(Arc::new(storage), open_options())
+        let storage: hdf5_reader::storage::DynStorage = Arc::new(BlockCacheStorage::new(
+            Arc::new(ranges),
+            REMOTE_BLOCK_BYTES,
+            REMOTE_BLOCKS,
+        ));
+        let file = NcFile::from_storage_with_options(storage.clone(), open_options())
             .map_err(|e| open_error(uri, e))?;
-        Self::from_nc(uri.to_owned(), file)
+        // The same cached blocks: the layout costs no second round of requests.
+        let layout = hdf5_reader::Hdf5File::from_storage_with_options(storage, layout_options())
+            .map_err(|e| open_error(uri, e))?;
+        Self::from_nc(uri.to_owned(), file, &layout)
     }
 
-    fn from_nc(uri: String, file: NcFile) -> Result<Self> {
+    /// `layout`, the same file seen as HDF5, gives each variable's chunk shape (which
+    /// netcdf-reader does not show), so that tiles can follow the chunks.
+    fn from_nc(uri: String, file: NcFile, layout: &hdf5_reader::Hdf5File) -> Result<Self> {
         if !matches!(file.format(), NcFormat::Nc4 | NcFormat::Nc4Classic) {
             return Err(open_error(
                 &uri,
@@ -111,6 +127,11 @@ impl Netcdf4File {
                 dims: v.dimensions().iter().map(|d| d.name.clone()).collect(),
                 shape: v.shape(),
                 nc_type: numeric_type(v.dtype()),
+                chunks: layout
+                    .dataset(&format!("/{}", v.name()))
+                    .ok()
+                    .and_then(|d| d.chunks())
+                    .map(|dims| dims.into_iter().map(u64::from).collect()),
                 attributes: v
                     .attributes()
                     .iter()

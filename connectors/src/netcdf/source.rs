@@ -13,8 +13,43 @@ use super::{NetcdfData, NetcdfFile, NetcdfVariable};
 use crate::cf::CfDecoding;
 use crate::{ConnectorError, Result, Source, TileRequest};
 
-/// Tiles cover at most this many rows and columns of the grid.
+/// Tiles cover this many rows and columns of the grid, unless the storage chunks say otherwise.
 const BLOCK: usize = 256;
+/// Tiles that follow storage chunks hold at most this many cells (16 MiB of float32).
+const MAX_TILE_CELLS: u64 = 1 << 22;
+
+/// Rows and columns of a tile. When every `(time, lat, lon)` data variable is stored in chunks of
+/// the same latitude × longitude shape, tiles are whole chunks (or whole multiples of small ones,
+/// about 256 on a side), so that concurrent readers decode different chunks instead of waiting
+/// for each other's decode of one; otherwise (NetCDF-3, contiguous, mixed chunking) 256 × 256.
+fn tile_block<'a>(
+    variables: impl Iterator<Item = &'a NetcdfVariable>,
+    axes: &[String; 3],
+) -> [usize; 2] {
+    let mut common = None;
+    for var in variables.filter(|v| v.dims == *axes && v.nc_type.is_some()) {
+        let Some([_, rows, cols]) = var.chunks.as_deref() else {
+            return [BLOCK; 2];
+        };
+        match common {
+            None => common = Some((*rows, *cols)),
+            Some(shape) if shape == (*rows, *cols) => {}
+            Some(_) => return [BLOCK; 2],
+        }
+    }
+    let grow = |n: u64| n * (BLOCK as u64 / n).max(1);
+    match common {
+        Some((rows, cols)) if rows > 0 && cols > 0 => {
+            let (rows, cols) = (grow(rows), grow(cols));
+            if rows.saturating_mul(cols) <= MAX_TILE_CELLS {
+                [rows as usize, cols as usize]
+            } else {
+                [BLOCK; 2]
+            }
+        }
+        _ => [BLOCK; 2],
+    }
+}
 
 /// A NetCDF file following the CF conventions, read as a [`Source`]: NetCDF-3 classic (CDF-1,
 /// CDF-2, CDF-5) always, NetCDF-4 (HDF5) with the `netcdf4` feature (on by default). The format
@@ -23,8 +58,9 @@ const BLOCK: usize = 256;
 /// Coordinates are the variables `time`, `lat` or `latitude`, and `lon` or `longitude`, each
 /// one-dimensional along the dimension it names; the time coordinate carries CF `units` and an
 /// optional `calendar` (standard or noleap). Every other numeric variable is a data variable.
-/// Tiles are blocks of at most 256 × 256 cells of `(time, lat, lon)` variables, decoded as
-/// `xarray.open_dataset` shows them (missing values NaN, packed values unpacked).
+/// Tiles are one step of `(time, lat, lon)` variables: 256 × 256 cells, or whole storage chunks
+/// when the data variables share their chunking; values are decoded as `xarray.open_dataset`
+/// shows them (missing values NaN, packed values unpacked).
 ///
 /// ```no_run
 /// use isotach_connectors::{NetcdfSource, Source};
@@ -39,6 +75,8 @@ pub struct NetcdfSource {
     info: DatasetInfo,
     /// Dimension names of the time, latitude and longitude coordinates.
     axes: [String; 3],
+    /// Rows and columns of a tile.
+    block: [usize; 2],
 }
 
 impl NetcdfSource {
@@ -173,20 +211,23 @@ impl NetcdfSource {
                 d.to_owned()
             }
         };
+        let axes = [time_dim.clone(), lat_dim.clone(), lon_dim.clone()];
+        let block = tile_block(variables.values(), &axes);
         let mut data_variables = Vec::new();
         let mut coordinates = Vec::new();
         for var in variables.values() {
             let Some(nc_type) = var.nc_type.filter(|t| *t != NcType::Char) else {
                 continue;
             };
-            // Blocks read at once: one step, 256 x 256 cells of the grid, whole other dimensions.
+            // Blocks read at once: one step, a tile of the grid, whole other dimensions.
             let chunks = var
                 .dims
                 .iter()
                 .zip(&var.shape)
                 .map(|(d, len)| match d {
                     d if *d == time_dim => (*len).min(1),
-                    d if *d == lat_dim || *d == lon_dim => (*len).min(BLOCK as u64),
+                    d if *d == lat_dim => (*len).min(block[0] as u64),
+                    d if *d == lon_dim => (*len).min(block[1] as u64),
                     _ => *len,
                 })
                 .collect();
@@ -223,7 +264,8 @@ impl NetcdfSource {
             file,
             variables,
             info,
-            axes: [time_dim, lat_dim, lon_dim],
+            axes,
+            block,
         })
     }
 
@@ -295,17 +337,18 @@ impl Source for NetcdfSource {
         self.surface_variable(variable)?;
         let (rows, cols) = self.info.grid.shape();
         let mut regions = Vec::new();
-        for (row, row0) in (0..rows).step_by(BLOCK).enumerate() {
-            for (col, col0) in (0..cols).step_by(BLOCK).enumerate() {
+        let [block_rows, block_cols] = self.block;
+        for (row, row0) in (0..rows).step_by(block_rows).enumerate() {
+            for (col, col0) in (0..cols).step_by(block_cols).enumerate() {
                 let key = RegionKey {
                     row: row as u32,
                     col: col as u32,
                 };
                 let window = TileWindow {
                     row0,
-                    rows: BLOCK.min(rows - row0),
+                    rows: block_rows.min(rows - row0),
                     col0,
-                    cols: BLOCK.min(cols - col0),
+                    cols: block_cols.min(cols - col0),
                 };
                 regions.push((key, window));
             }
@@ -373,4 +416,49 @@ fn cf_decoding(uri: &str, var: &NetcdfVariable) -> Result<CfDecoding> {
 fn read_all(file: &dyn NetcdfData, var: &NetcdfVariable) -> Result<Vec<f64>> {
     let raw = file.read(&var.name, &vec![0; var.shape.len()], &var.shape)?;
     Ok(cf_decoding(file.uri(), var)?.decode_f64(&raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variable(name: &str, chunks: Option<[u64; 3]>) -> NetcdfVariable {
+        NetcdfVariable {
+            name: name.to_owned(),
+            dims: ["time", "lat", "lon"].map(String::from).to_vec(),
+            shape: vec![48, 721, 1440],
+            nc_type: Some(NcType::Float),
+            chunks: chunks.map(|c| c.to_vec()),
+            attributes: Map::new(),
+        }
+    }
+
+    fn block(chunks: &[Option<[u64; 3]>]) -> [usize; 2] {
+        let variables: Vec<NetcdfVariable> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| variable(&format!("v{i}"), *c))
+            .collect();
+        tile_block(variables.iter(), &["time", "lat", "lon"].map(String::from))
+    }
+
+    #[test]
+    fn tiles_follow_shared_chunks_and_fall_back_to_256() {
+        // Whole fields per step, as ERA5 downloads often are: one tile per chunk.
+        assert_eq!(
+            block(&[Some([1, 721, 1440]), Some([1, 721, 1440])]),
+            [721, 1440]
+        );
+        // Small chunks: whole multiples of them, near 256.
+        assert_eq!(block(&[Some([1, 128, 128])]), [256, 256]);
+        assert_eq!(block(&[Some([4, 100, 90])]), [200, 180]);
+        // Chunked differently, stored whole, or chunks too large for a tile: 256 × 256.
+        assert_eq!(
+            block(&[Some([1, 721, 1440]), Some([1, 128, 128])]),
+            [256, 256]
+        );
+        assert_eq!(block(&[Some([1, 721, 1440]), None]), [256, 256]);
+        assert_eq!(block(&[Some([1, 4000, 8000])]), [256, 256]);
+        assert_eq!(block(&[]), [256, 256]);
+    }
 }
