@@ -299,19 +299,7 @@ impl NetcdfFile {
             chunk,
             message,
         };
-        let fits = start.len() == shape.len()
-            && count.len() == shape.len()
-            && (0..shape.len()).all(|d| {
-                start[d]
-                    .checked_add(count[d])
-                    .is_some_and(|end| end <= shape[d])
-            });
-        if !fits {
-            return Err(chunk_err(
-                start.to_vec(),
-                format!("start {start:?} + count {count:?} does not fit the shape {shape:?}"),
-            ));
-        }
+        super::check_hyperslab(&self.uri, name, &shape, start, count)?;
         let elem = var.nc_type.size() as u64;
         // Within the shape, whose bytes were checked against the file length.
         let total_bytes = count
@@ -393,14 +381,11 @@ impl NetcdfFile {
             .iter()
             .position(|v| v.name == name)
             .ok_or_else(|| {
-                let mut available: Vec<String> =
-                    self.variables.iter().map(|v| v.name.clone()).collect();
-                available.sort();
-                ConnectorError::UnknownVariable {
-                    name: name.to_owned(),
-                    uri: self.uri.clone(),
-                    available,
-                }
+                super::unknown_variable(
+                    &self.uri,
+                    name,
+                    self.variables.iter().map(|v| v.name.as_str()),
+                )
             })
     }
 

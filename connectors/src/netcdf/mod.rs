@@ -33,8 +33,49 @@ pub use source::NetcdfSource;
 
 use serde_json::{Map, Value};
 
-use crate::Result;
 use crate::cf::RawValues;
+use crate::{ConnectorError, Result};
+
+/// The error for a variable `name` that the file at `uri` lacks, listing the ones it has, sorted.
+fn unknown_variable<'a>(
+    uri: &str,
+    name: &str,
+    have: impl Iterator<Item = &'a str>,
+) -> ConnectorError {
+    let mut available: Vec<String> = have.map(str::to_owned).collect();
+    available.sort();
+    ConnectorError::UnknownVariable {
+        name: name.to_owned(),
+        uri: uri.to_owned(),
+        available,
+    }
+}
+
+/// Refuses a hyperslab `start + count` that does not fit `shape`, naming it.
+fn check_hyperslab(
+    uri: &str,
+    name: &str,
+    shape: &[u64],
+    start: &[u64],
+    count: &[u64],
+) -> Result<()> {
+    let fits = start.len() == shape.len()
+        && count.len() == shape.len()
+        && (0..shape.len()).all(|d| {
+            start[d]
+                .checked_add(count[d])
+                .is_some_and(|end| end <= shape[d])
+        });
+    if fits {
+        return Ok(());
+    }
+    Err(ConnectorError::Chunk {
+        uri: uri.to_owned(),
+        array: name.to_owned(),
+        chunk: start.to_vec(),
+        message: format!("start {start:?} + count {count:?} does not fit the shape {shape:?}"),
+    })
+}
 
 /// The first bytes of an HDF5 file (its superblock signature), which every NetCDF-4 file starts
 /// with.

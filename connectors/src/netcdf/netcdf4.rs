@@ -152,14 +152,11 @@ impl Netcdf4File {
             .iter()
             .find(|v| v.name == name)
             .ok_or_else(|| {
-                let mut available: Vec<String> =
-                    self.variables.iter().map(|v| v.name.clone()).collect();
-                available.sort();
-                ConnectorError::UnknownVariable {
-                    name: name.to_owned(),
-                    uri: self.uri.clone(),
-                    available,
-                }
+                super::unknown_variable(
+                    &self.uri,
+                    name,
+                    self.variables.iter().map(|v| v.name.as_str()),
+                )
             })
     }
 }
@@ -192,19 +189,7 @@ impl NetcdfData for Netcdf4File {
             chunk: start.to_vec(),
             message,
         };
-        let fits = start.len() == var.shape.len()
-            && count.len() == var.shape.len()
-            && (0..var.shape.len()).all(|d| {
-                start[d]
-                    .checked_add(count[d])
-                    .is_some_and(|end| end <= var.shape[d])
-            });
-        if !fits {
-            return Err(chunk_err(format!(
-                "start {start:?} + count {count:?} does not fit the shape {:?}",
-                var.shape
-            )));
-        }
+        super::check_hyperslab(&self.uri, name, &var.shape, start, count)?;
         let Some(nc_type) = var.nc_type.filter(|t| *t != NcType::Char) else {
             return Err(ConnectorError::Metadata {
                 uri: self.uri.clone(),

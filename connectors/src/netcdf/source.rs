@@ -286,13 +286,9 @@ impl NetcdfSource {
 
     /// The variable called `name`; unknown, the error lists the variables the file has.
     pub fn variable(&self, name: &str) -> Result<&NetcdfVariable> {
-        self.variables
-            .get(name)
-            .ok_or_else(|| ConnectorError::UnknownVariable {
-                name: name.to_owned(),
-                uri: self.uri().to_owned(),
-                available: self.variables.keys().cloned().collect(),
-            })
+        self.variables.get(name).ok_or_else(|| {
+            super::unknown_variable(self.uri(), name, self.variables.keys().map(String::as_str))
+        })
     }
 
     /// A whole variable decoded to f64 (missing values NaN, packed values unpacked), for
