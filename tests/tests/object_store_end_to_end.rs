@@ -52,6 +52,29 @@ fn run_with_credentials(dir: &Path, spec: &Path, port: u16, secret: &str) -> Out
         .expect("start isotach")
 }
 
+/// Runs `spec` against the S3 server with the right credentials; a failure shows `what` and stderr.
+fn run_from_s3(dir: &Path, spec: &Path, port: u16, what: &str) {
+    let out = run_with_credentials(dir, spec, port, SECRET_KEY);
+    assert!(
+        out.status.success(),
+        "run from {what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The first `steps` frames in the folders `a` and `b` under `dir` are byte-identical.
+fn assert_same_frames(dir: &Path, a: &str, b: &str, steps: usize) {
+    for step in 0..steps {
+        let name = format!("ivt_{step:05}.png");
+        let first = std::fs::read(dir.join(a).join(&name)).expect("frame");
+        let second = std::fs::read(dir.join(b).join(&name)).expect("frame");
+        assert!(
+            first == second,
+            "{name} differs between the {a} and the {b} run"
+        );
+    }
+}
+
 #[test]
 fn a_run_from_s3_draws_what_the_local_run_draws() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -61,20 +84,10 @@ fn a_run_from_s3_draws_what_the_local_run_draws() {
     let server = s3_server(&root);
 
     let remote = spec(dir.path(), "s3://era5/season.zarr", "remote");
-    let out = run_with_credentials(dir.path(), &remote, server.port, SECRET_KEY);
-    assert!(
-        out.status.success(),
-        "run from S3 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_from_s3(dir.path(), &remote, server.port, "S3");
     let local = spec(dir.path(), "s3/era5/season.zarr", "local");
     isotach_ok(dir.path(), &["run", local.to_str().expect("utf-8")]);
-    for step in 0..3 {
-        let name = format!("ivt_{step:05}.png");
-        let a = std::fs::read(dir.path().join("remote").join(&name)).expect("remote frame");
-        let b = std::fs::read(dir.path().join("local").join(&name)).expect("local frame");
-        assert!(a == b, "{name} differs between the S3 and the local run");
-    }
+    assert_same_frames(dir.path(), "remote", "local", 3);
 
     let out = run_with_credentials(dir.path(), &remote, server.port, "not-the-secret");
     assert!(!out.status.success(), "a wrong secret must fail the run");
@@ -113,21 +126,8 @@ fn a_netcdf4_copy_in_s3_draws_what_the_zarr_store_draws() {
     let server = s3_server(&root);
 
     let remote = spec(dir.path(), "s3://era5/season.nc", "netcdf4");
-    let out = run_with_credentials(dir.path(), &remote, server.port, SECRET_KEY);
-    assert!(
-        out.status.success(),
-        "run from the NetCDF-4 file in S3 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_from_s3(dir.path(), &remote, server.port, "the NetCDF-4 file in S3");
     let zarr = spec(dir.path(), "season.zarr", "zarr");
     isotach_ok(dir.path(), &["run", zarr.to_str().expect("utf-8")]);
-    for step in 0..3 {
-        let name = format!("ivt_{step:05}.png");
-        let a = std::fs::read(dir.path().join("netcdf4").join(&name)).expect("NetCDF-4 frame");
-        let b = std::fs::read(dir.path().join("zarr").join(&name)).expect("Zarr frame");
-        assert!(
-            a == b,
-            "{name} differs between the NetCDF-4 and the Zarr run"
-        );
-    }
+    assert_same_frames(dir.path(), "netcdf4", "zarr", 3);
 }
