@@ -311,7 +311,17 @@ impl ZarrSource {
             return Err(time_error(format!("holds a non-finite time value {bad}")));
         }
         Ok(TimeAxis {
-            times: values.iter().map(|v| units.instant(*v)).collect(),
+            times: values
+                .iter()
+                .enumerate()
+                .map(|(step, v)| {
+                    units.instant(*v).ok_or_else(|| {
+                        time_error(format!(
+                            "time step {step} ({v} {units}) is past ±262,000 years"
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -275,6 +275,26 @@ fn unknown_variables_are_named_with_the_available_ones() {
 }
 
 #[test]
+fn a_time_value_past_any_date_is_refused_naming_the_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = writer_store(&dir.path().join("far_future.zarr"));
+    let store = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(&path).expect("store"));
+    let time = zarrs::array::Array::open(store, "/time").expect("time array");
+    // 2.3e18 hours after 1900: a corrupt or misencoded value, not a date.
+    time.store_chunk(&[0], &[0i64, 6, i64::MAX / 4][..])
+        .expect("rewrite time");
+    let err = ZarrSource::open(path.to_str().expect("UTF-8 path"))
+        .expect_err("refused at open")
+        .to_string();
+    assert!(
+        err.contains(&path.display().to_string())
+            && err.contains("time")
+            && err.contains("time step 2 (2305843009213694000 hours since 1900-01-01"),
+        "{err}"
+    );
+}
+
+#[test]
 fn out_of_range_requests_are_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = writer_store(&dir.path().join("range.zarr"));

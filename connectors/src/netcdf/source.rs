@@ -197,7 +197,18 @@ impl NetcdfSource {
             ));
         }
         let time = TimeAxis {
-            times: time_values.iter().map(|v| units.instant(*v)).collect(),
+            times: time_values
+                .iter()
+                .enumerate()
+                .map(|(step, v)| {
+                    units.instant(*v).ok_or_else(|| {
+                        meta_err(
+                            &time_name,
+                            format!("time step {step} ({v} {units}) is past ±262,000 years"),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
         };
 
         let canonical = |d: &str| {

@@ -98,16 +98,16 @@ fn noleap_seconds(t: NaiveDateTime) -> i64 {
     days * 86_400 + t.num_seconds_from_midnight() as i64
 }
 
-fn from_noleap_seconds(seconds: i64) -> DateTime<Utc> {
+/// The instant `seconds` after 0000-01-01 in the noleap calendar; `None` past chrono's years.
+fn from_noleap_seconds(seconds: i64) -> Option<DateTime<Utc>> {
     let days = seconds.div_euclid(86_400);
     let in_day = seconds.rem_euclid(86_400);
-    let year = days.div_euclid(365);
+    let year = i32::try_from(days.div_euclid(365)).ok()?;
     let day_of_year = days.rem_euclid(365);
     let month0 = NOLEAP_MONTH_STARTS.partition_point(|start| *start <= day_of_year) - 1;
     let day = day_of_year - NOLEAP_MONTH_STARTS[month0] + 1;
-    let date = NaiveDate::from_ymd_opt(year as i32, month0 as u32 + 1, day as u32)
-        .unwrap_or(NaiveDate::MIN);
-    (date.and_time(chrono::NaiveTime::MIN) + Duration::seconds(in_day)).and_utc()
+    let date = NaiveDate::from_ymd_opt(year, month0 as u32 + 1, day as u32)?;
+    Some((date.and_time(chrono::NaiveTime::MIN) + Duration::seconds(in_day)).and_utc())
 }
 
 /// CF time units such as `hours since 1900-01-01 00:00:00`, in a [`Calendar`].
@@ -180,22 +180,30 @@ impl CfTimeUnits {
         Self { calendar, ..self }
     }
 
-    /// The instant `value` units after the epoch.
+    /// The instant `value` units after the epoch, to the millisecond; `None` when it is not a
+    /// finite number or lies beyond the ±262,000 years that dates are kept in.
     ///
     /// ```
     /// use isotach_core::{Calendar, CfTimeUnits};
     /// let units = CfTimeUnits::parse("days since 2001-02-28").unwrap().in_calendar(Calendar::NoLeap);
-    /// assert_eq!(units.instant(366.0).to_rfc3339(), "2002-03-01T00:00:00+00:00");
+    /// assert_eq!(units.instant(366.0).unwrap().to_rfc3339(), "2002-03-01T00:00:00+00:00");
+    /// assert_eq!(units.instant(1e300), None);
     /// ```
-    pub fn instant(&self, value: f64) -> DateTime<Utc> {
-        let offset_ms = (value * self.unit_seconds as f64 * 1000.0).round() as i64;
+    pub fn instant(&self, value: f64) -> Option<DateTime<Utc>> {
+        let offset_ms = (value * self.unit_seconds as f64 * 1000.0).round();
+        // i64 milliseconds reach ±292 million years: past that no date exists anyway.
+        if !offset_ms.is_finite() || offset_ms.abs() >= 9.2e18 {
+            return None;
+        }
+        let offset_ms = offset_ms as i64;
         match self.calendar {
-            Calendar::Standard => self.epoch + Duration::milliseconds(offset_ms),
+            Calendar::Standard => self
+                .epoch
+                .checked_add_signed(Duration::try_milliseconds(offset_ms)?),
             Calendar::NoLeap => {
                 let start = noleap_seconds(self.epoch.naive_utc());
-                let whole = offset_ms.div_euclid(1000);
-                from_noleap_seconds(start + whole)
-                    + Duration::milliseconds(offset_ms.rem_euclid(1000))
+                from_noleap_seconds(start.checked_add(offset_ms.div_euclid(1000))?)?
+                    .checked_add_signed(Duration::try_milliseconds(offset_ms.rem_euclid(1000))?)
             }
         }
     }
@@ -233,11 +241,14 @@ mod tests {
     #[test]
     fn cf_units_round_trip_instants() {
         let units = CfTimeUnits::parse("hours since 1900-01-01").expect("valid units");
-        let t = units.instant(1_000_000.0);
+        let t = units.instant(1_000_000.0).expect("in range");
         assert_eq!(t.to_rfc3339(), "2014-01-29T16:00:00+00:00");
         assert_eq!(units.value(t), 1_000_000.0);
         let days = CfTimeUnits::parse("days since 1980-01-14T14:00:00Z").expect("valid units");
-        assert_eq!(days.instant(1.5).to_rfc3339(), "1980-01-16T02:00:00+00:00");
+        assert_eq!(
+            days.instant(1.5).expect("in range").to_rfc3339(),
+            "1980-01-16T02:00:00+00:00"
+        );
     }
 
     #[test]
@@ -253,17 +264,33 @@ mod tests {
             .expect("valid units")
             .in_calendar(Calendar::NoLeap);
         // 2000 is a Gregorian leap year; in noleap, day 60 after 1999-12-31 is 1 March.
-        let t = units.instant(60.0 * 24.0);
+        let t = units.instant(60.0 * 24.0).expect("in range");
         assert_eq!(t.to_rfc3339(), "2000-03-01T00:00:00+00:00");
         assert_eq!(units.value(t), 1440.0);
-        let before_epoch = units.instant(-36.5);
+        let before_epoch = units.instant(-36.5).expect("in range");
         assert_eq!(before_epoch.to_rfc3339(), "1999-12-29T11:30:00+00:00");
         assert_eq!(units.value(before_epoch), -36.5);
         let standard = units.in_calendar(Calendar::Standard);
         assert_eq!(
-            standard.instant(60.0 * 24.0).to_rfc3339(),
+            standard
+                .instant(60.0 * 24.0)
+                .expect("in range")
+                .to_rfc3339(),
             "2000-02-29T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn instants_beyond_the_calendar_are_none_not_a_panic() {
+        let hours = CfTimeUnits::parse("hours since 1900-01-01").expect("valid units");
+        for calendar in [Calendar::Standard, Calendar::NoLeap] {
+            let units = hours.in_calendar(calendar);
+            for value in [1e300, -1e300, 1e14, -1e14, f64::NAN, f64::INFINITY] {
+                assert_eq!(units.instant(value), None, "{calendar:?} {value}");
+            }
+            // 100,000 years of hours is still a date.
+            assert!(units.instant(8.76e8).is_some(), "{calendar:?}");
+        }
     }
 
     #[test]
