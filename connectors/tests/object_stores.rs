@@ -163,6 +163,7 @@ fn netcdf_files_read_the_same_over_s3_and_http() {
         "nc4.nc",
         "nc4classic.nc",
         "h5netcdf.nc",
+        "nc4filters.nc",
     ] {
         let local = NetcdfSource::open(bucket.join(file).to_str().expect("utf-8")).expect("local");
         let over_s3 = NetcdfSource::open_with(&format!("s3://archive/{file}"), &options)

@@ -23,6 +23,11 @@ Files (all with time, lat, lon coordinates):
                int32 time.
   h5netcdf.nc  NetCDF-4, xarray + h5netcdf (h5py, not libnetcdf): gzip-compressed float32 and a
                packed int16, no unlimited dimension.
+  nc4filters.nc  NetCDF-4, netCDF4-python: netCDF 4.9's plugin filters, one variable each: bzip2,
+               blosc lz4 (byte shuffle), blosc zstd (bit shuffle, float64), blosc zlib (no
+               shuffle), blosc lz4hc and blosclz (no shuffle, packed int16).
+  lzf.nc       NetCDF-4 layout written by h5netcdf with h5py's LZF filter, which libnetcdf cannot
+               read either: not in the manifest; the tests expect it refused by name.
 
 For each file, OUT_DIR/manifest.json records the format, the global attributes, and per variable
 its dimensions, shape, dtype as xarray decodes it, its attributes as stored (netCDF4, no masking)
@@ -37,6 +42,7 @@ import warnings
 from pathlib import Path
 
 import cftime
+import h5netcdf
 import netCDF4
 import numpy as np
 import xarray as xr
@@ -75,7 +81,7 @@ def iso(t):
     return np.datetime_as_string(t, unit="ms")
 
 
-def record(path, expect_format, checks=(), unlimited=("time",)):
+def record(path, expect_format, checks=(), unlimited=("time",), second_engine=True):
     """What xarray decodes from `path`, written next to it, plus sanity checks of xarray itself."""
     global_attrs, var_attrs, data_model = stored_attributes(path)
     assert data_model == expect_format, (path, data_model)
@@ -107,7 +113,7 @@ def record(path, expect_format, checks=(), unlimited=("time",)):
     # A second engine reads CDF-1 and CDF-2 (scipy) and NetCDF-4 (h5netcdf): both engines must
     # agree, or the fixture is suspect.
     other = {"NETCDF3_CLASSIC": "scipy", "NETCDF3_64BIT_OFFSET": "scipy", "NETCDF4": "h5netcdf"}
-    if data_model in other:
+    if data_model in other and second_engine:
         with xr.open_dataset(path, engine=other[data_model], decode_times=CFTIME) as a, (
             xr.open_dataset(path, engine="netcdf4", decode_times=CFTIME)
         ) as b:
@@ -427,6 +433,73 @@ def h5netcdf_file(path):
     return record(path, "NETCDF4", unlimited=())
 
 
+def nc4filters(path):
+    # The blosc filter refuses to store a chunk it cannot compress: smooth fields, and chunks of
+    # 720 values (a whole step for the packed int16 one).
+    nt, nlat, nlon = 3, 40, 72
+    lat, lon = grid(nlat, nlon, descending=True)
+    t, y, x = np.meshgrid(np.arange(nt), np.arange(nlat), np.arange(nlon), indexing="ij")
+    wave = np.round(np.sin(x / 12.0 + t) * np.cos(y / 10.0), 2)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("time", None)
+        nc.createDimension("latitude", nlat)
+        nc.createDimension("longitude", nlon)
+        time = nc.createVariable("time", "f8", ("time",))
+        time.units = "hours since 2022-01-01 00:00"
+        time[:] = np.arange(nt) * 6
+        nc.createVariable("latitude", "f8", ("latitude",))[:] = lat
+        nc.createVariable("longitude", "f8", ("longitude",))[:] = lon
+        dims = ("time", "latitude", "longitude")
+        for name, dtype, options, values in [
+            ("t_bzip2", "f4", {"compression": "bzip2"}, 280 + 10 * wave),
+            ("t_blosc_lz4", "f4", {"compression": "blosc_lz4", "blosc_shuffle": 1}, 270 + wave),
+            ("q_blosc_zstd", "f8", {"compression": "blosc_zstd", "blosc_shuffle": 2}, 1e-3 * wave),
+            ("t_blosc_zlib", "f4", {"compression": "blosc_zlib", "blosc_shuffle": 0}, 250 - wave),
+            ("t_blosc_lz4hc", "f4", {"compression": "blosc_lz4hc"}, 260 + 2 * wave),
+        ]:
+            var = nc.createVariable(
+                name, dtype, dims, chunksizes=(1, 20, 36), fill_value=np.array(-9999, dtype),
+                **options,
+            )
+            var.units = "K" if name.startswith("t_") else "kg kg-1"
+            values = np.ma.masked_array(values, mask=np.zeros(values.shape, bool))
+            values.mask[1, 2, 3] = True
+            var[:] = values
+        ivt = nc.createVariable(
+            "ivt", "i2", dims, compression="blosc_lz", blosc_shuffle=0,
+            chunksizes=(1, nlat, nlon), fill_value=np.int16(-32768),
+        )
+        ivt.scale_factor = 0.05
+        ivt.add_offset = 500.0
+        ivt.units = "kg m-1 s-1"
+        ivt[:] = 500 + 400 * wave
+
+    def plugin_filters_written(decoded):
+        with netCDF4.Dataset(path) as nc:
+            assert nc["t_bzip2"].filters()["bzip2"]
+            assert nc["q_blosc_zstd"].filters()["blosc"]["shuffle"] == 2
+            assert nc["ivt"].filters()["blosc"]["compressor"] == "blosc_lz"
+        assert np.isnan(decoded["t_bzip2"].values[1, 2, 3])
+
+    # h5py decodes none of these filters, so no second engine checks this file.
+    return record(path, "NETCDF4", [plugin_filters_written], second_engine=False)
+
+
+def lzf(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # h5netcdf warns that LZF is not a netCDF filter
+        with h5netcdf.File(path, "w", invalid_netcdf=True) as f:
+            f.dimensions = {"time": 2, "lat": 3, "lon": 4}
+            f.create_variable("time", ("time",), data=np.arange(2.0))
+            f["time"].attrs["units"] = "hours since 2000-01-01"
+            f.create_variable("lat", ("lat",), data=np.array([10.0, 0.0, -10.0]))
+            f.create_variable("lon", ("lon",), data=np.arange(4.0) * 90)
+            f.create_variable("t2m", ("time", "lat", "lon"), data=np.ones((2, 3, 4), "f4"))
+            f.create_variable(
+                "tp", ("time", "lat", "lon"), data=np.zeros((2, 3, 4), "f4"), compression="lzf"
+            )
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -437,7 +510,9 @@ def main():
         "nc4.nc": nc4(OUT / "nc4.nc"),
         "nc4classic.nc": nc4classic(OUT / "nc4classic.nc"),
         "h5netcdf.nc": h5netcdf_file(OUT / "h5netcdf.nc"),
+        "nc4filters.nc": nc4filters(OUT / "nc4filters.nc"),
     }
+    lzf(OUT / "lzf.nc")
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, allow_nan=False))
 
 

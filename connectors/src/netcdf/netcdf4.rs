@@ -29,15 +29,65 @@ fn layout_options() -> hdf5_reader::OpenOptions {
     hdf5_reader::OpenOptions::default().with_chunk_cache_bytes(0)
 }
 
-/// HDF5's registered id of the zstd filter, which netCDF 4.9 writes (`nc_def_var_zstandard`,
-/// netCDF4-python's `compression="zstd"`).
+/// HDF5's registered ids of the filters netCDF 4.9 writes beyond HDF5's own
+/// (`nc_def_var_zstandard`, `nc_def_var_bzip2`, `nc_def_var_blosc`; netCDF4-python's
+/// `compression="zstd"`, `"bzip2"`, `"blosc_lz4"` and the other blosc compressors).
 const ZSTD_FILTER: u16 = 32015;
+const BZIP2_FILTER: u16 = 307;
+const BLOSC_FILTER: u16 = 32001;
+
+/// What one filtered chunk may decode to: HDF5 chunks are at most 4 GiB, and a corrupt stream
+/// must fail, not fill memory.
+const MAX_CHUNK_BYTES: u64 = 4 << 30;
+
+/// Decodes a stream to its end, refusing more than [`MAX_CHUNK_BYTES`].
+fn decode_bounded(
+    filter: &str,
+    decoder: impl std::io::Read,
+) -> hdf5_reader::error::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    decoder.take(MAX_CHUNK_BYTES + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_CHUNK_BYTES {
+        return Err(hdf5_reader::error::Error::DecompressionError(format!(
+            "{filter} chunk decodes to more than {MAX_CHUNK_BYTES} bytes"
+        )));
+    }
+    Ok(out)
+}
 
 fn open_options() -> NcOpenOptions {
     let mut filters = hdf5_reader::FilterRegistry::new();
     filters.register(
         ZSTD_FILTER,
-        Box::new(|_, compressed, _| zstd::stream::decode_all(compressed).map_err(Into::into)),
+        Box::new(|_, compressed, _| {
+            decode_bounded(
+                "zstd",
+                zstd::stream::read::Decoder::with_buffer(compressed)?,
+            )
+        }),
+    );
+    filters.register(
+        BZIP2_FILTER,
+        Box::new(|_, compressed, _| {
+            decode_bounded("bzip2", bzip2::read::BzDecoder::new(compressed))
+        }),
+    );
+    // The chunk is one blosc frame; its header gives the decoded size.
+    filters.register(
+        BLOSC_FILTER,
+        Box::new(|_, compressed, _| {
+            use zarrs::array::codec::{blosc_decompress_bytes, blosc_validate};
+            let invalid = |why: String| {
+                hdf5_reader::error::Error::DecompressionError(format!("blosc: {why}"))
+            };
+            let len = blosc_validate(compressed)
+                .ok_or_else(|| invalid("not a valid blosc frame".into()))?;
+            if len as u64 > MAX_CHUNK_BYTES {
+                return Err(invalid(format!("frame claims {len} bytes")));
+            }
+            blosc_decompress_bytes(compressed, len, 1).map_err(|e| invalid(e.to_string()))
+        }),
     );
     NcOpenOptions {
         max_read_bytes: MAX_READ_BYTES,
@@ -47,8 +97,9 @@ fn open_options() -> NcOpenOptions {
 }
 
 /// A NetCDF-4 (or NetCDF-4 classic model) file: the root group's dimensions, variables and
-/// attributes, and hyperslab reads of its numeric variables (deflate, zstd, shuffle, fletcher32,
-/// szip, n-bit and scale-offset filters; contiguous, compact and chunked layouts).
+/// attributes, and hyperslab reads of its numeric variables (deflate, zstd, bzip2, blosc,
+/// shuffle, fletcher32, szip, n-bit and scale-offset filters; contiguous, compact and chunked
+/// layouts).
 ///
 /// ```no_run
 /// use isotach_connectors::{Netcdf4File, NetcdfData};
@@ -211,7 +262,16 @@ impl NetcdfData for Netcdf4File {
                 })
                 .collect(),
         };
-        let read = |e: netcdf_reader::Error| chunk_err(e.to_string());
+        let read = |e: netcdf_reader::Error| match e {
+            netcdf_reader::Error::Hdf5(hdf5_reader::error::Error::UnsupportedFilter(what)) => {
+                ConnectorError::Metadata {
+                    uri: self.uri.clone(),
+                    array: name.to_owned(),
+                    message: unsupported_filter(&what),
+                }
+            }
+            e => chunk_err(e.to_string()),
+        };
         macro_rules! slice {
             ($t:ty, $variant:ident) => {
                 RawValues::$variant(
@@ -236,6 +296,26 @@ impl NetcdfData for Netcdf4File {
             NcType::Double => slice!(f64, F64),
         })
     }
+}
+
+/// Why a variable cannot be read, from hdf5-reader's "filter id N": the filter by number and, for
+/// the ones met in the wild, by name, with the filters that are decoded.
+fn unsupported_filter(what: &str) -> String {
+    let id: Option<u16> = what.strip_prefix("filter id ").and_then(|n| n.parse().ok());
+    let known = match id {
+        Some(32000) => " (LZF, h5py's own)",
+        Some(32004) => " (LZ4)",
+        Some(32008) => " (bitshuffle)",
+        Some(32013) => " (ZFP)",
+        Some(32017) => " (SZ)",
+        Some(32026) => " (Blosc2)",
+        _ => "",
+    };
+    let filter = id.map_or_else(|| what.to_owned(), |id| format!("HDF5 filter {id}{known}"));
+    format!(
+        "is stored with {filter}, which is not decoded here (decoded: deflate, shuffle, \
+         fletcher32, szip, n-bit, scale-offset, zstd, bzip2, blosc)"
+    )
 }
 
 fn open_error(uri: &str, why: impl fmt::Display) -> ConnectorError {
