@@ -801,7 +801,7 @@ fn mutated_netcdf4_files_never_panic() {
     for fixture_name in ["nc4classic.nc", "h5netcdf.nc", "nc4filters.nc"] {
         let original = std::fs::read(fixture(fixture_name)).expect("fixture bytes");
         let mut rng = support::SplitMix64(0x4DF5);
-        for case in 0..400 {
+        for case in 0..600 {
             let mut bytes = original.clone();
             match rng.below(3) {
                 0 => bytes.truncate(rng.below(original.len())),

@@ -118,6 +118,12 @@ pub trait NetcdfData: Send + Sync + std::fmt::Debug {
     /// The hyperslab `start[d]..start[d] + count[d]` of every dimension `d` of a numeric
     /// variable, as stored (row-major, native byte order).
     fn read(&self, name: &str, start: &[u64], count: &[u64]) -> Result<RawValues>;
+
+    /// Refuses a variable whose storage cannot be decoded at all (an HDF5 filter that is not
+    /// built in), as far as its first chunk tells; other faults are met by the reads.
+    fn check_decodable(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Random access to the bytes of a file: a local file, an in-memory buffer, or (later) an HTTP or

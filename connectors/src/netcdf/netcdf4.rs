@@ -36,9 +36,13 @@ const ZSTD_FILTER: u16 = 32015;
 const BZIP2_FILTER: u16 = 307;
 const BLOSC_FILTER: u16 = 32001;
 
-/// What one filtered chunk may decode to: HDF5 chunks are at most 4 GiB, and a corrupt stream
-/// must fail, not fill memory.
-const MAX_CHUNK_BYTES: u64 = 4 << 30;
+/// What one filtered chunk may decode to: the reader refuses larger chunks anyway
+/// (`max_chunk_bytes`), and a corrupt or hostile stream must fail there, not fill memory first.
+const MAX_CHUNK_BYTES: usize = hdf5_reader::DEFAULT_MAX_CHUNK_BYTES;
+
+fn decode_error(filter: &str, why: impl fmt::Display) -> hdf5_reader::error::Error {
+    hdf5_reader::error::Error::DecompressionError(format!("{filter}: {why}"))
+}
 
 /// Decodes a stream to its end, refusing more than [`MAX_CHUNK_BYTES`].
 fn decode_bounded(
@@ -47,11 +51,15 @@ fn decode_bounded(
 ) -> hdf5_reader::error::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
-    decoder.take(MAX_CHUNK_BYTES + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > MAX_CHUNK_BYTES {
-        return Err(hdf5_reader::error::Error::DecompressionError(format!(
-            "{filter} chunk decodes to more than {MAX_CHUNK_BYTES} bytes"
-        )));
+    decoder
+        .take(MAX_CHUNK_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| decode_error(filter, e))?;
+    if out.len() > MAX_CHUNK_BYTES {
+        return Err(decode_error(
+            filter,
+            format!("the chunk decodes to more than {MAX_CHUNK_BYTES} bytes"),
+        ));
     }
     Ok(out)
 }
@@ -61,10 +69,9 @@ fn open_options() -> NcOpenOptions {
     filters.register(
         ZSTD_FILTER,
         Box::new(|_, compressed, _| {
-            decode_bounded(
-                "zstd",
-                zstd::stream::read::Decoder::with_buffer(compressed)?,
-            )
+            let decoder = zstd::stream::read::Decoder::with_buffer(compressed)
+                .map_err(|e| decode_error("zstd", e))?;
+            decode_bounded("zstd", decoder)
         }),
     );
     filters.register(
@@ -73,24 +80,27 @@ fn open_options() -> NcOpenOptions {
             decode_bounded("bzip2", bzip2::read::BzDecoder::new(compressed))
         }),
     );
-    // The chunk is one blosc frame; its header gives the decoded size.
+    // The chunk is one blosc frame; its header gives the decoded size, which the filter's
+    // parameters also record (the fourth: the chunk's bytes).
     filters.register(
         BLOSC_FILTER,
-        Box::new(|_, compressed, _| {
+        Box::new(|filter, compressed, _| {
             use zarrs::array::codec::{blosc_decompress_bytes, blosc_validate};
-            let invalid = |why: String| {
-                hdf5_reader::error::Error::DecompressionError(format!("blosc: {why}"))
-            };
             let len = blosc_validate(compressed)
-                .ok_or_else(|| invalid("not a valid blosc frame".into()))?;
-            if len as u64 > MAX_CHUNK_BYTES {
-                return Err(invalid(format!("frame claims {len} bytes")));
+                .ok_or_else(|| decode_error("blosc", "not a valid blosc frame"))?;
+            let declared = filter.client_data.get(3).map(|n| *n as usize);
+            if len > MAX_CHUNK_BYTES || declared.is_some_and(|n| n != len) {
+                return Err(decode_error(
+                    "blosc",
+                    format!("the frame holds {len} bytes, the chunk {declared:?}"),
+                ));
             }
-            blosc_decompress_bytes(compressed, len, 1).map_err(|e| invalid(e.to_string()))
+            blosc_decompress_bytes(compressed, len, 1).map_err(|e| decode_error("blosc", e))
         }),
     );
     NcOpenOptions {
         max_read_bytes: MAX_READ_BYTES,
+        max_chunk_bytes: MAX_CHUNK_BYTES,
         filter_registry: Some(filters),
         ..NcOpenOptions::default()
     }
@@ -232,6 +242,20 @@ impl NetcdfData for Netcdf4File {
         Ok(self.variables.clone())
     }
 
+    fn check_decodable(&self, name: &str) -> Result<()> {
+        let var = self.variable(name)?;
+        if var.nc_type.is_none() || var.shape.contains(&0) {
+            return Ok(());
+        }
+        let rank = var.shape.len();
+        // A filter that is not decoded is a Metadata error; a chunk that fails otherwise is left
+        // to the tiles that read it (a run may never need this one).
+        match self.read(name, &vec![0; rank], &vec![1; rank]) {
+            Err(e @ ConnectorError::Metadata { .. }) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     fn read(&self, name: &str, start: &[u64], count: &[u64]) -> Result<RawValues> {
         let var = self.variable(name)?;
         let chunk_err = |message: String| ConnectorError::Chunk {
@@ -298,23 +322,28 @@ impl NetcdfData for Netcdf4File {
     }
 }
 
-/// Why a variable cannot be read, from hdf5-reader's "filter id N": the filter by number and, for
-/// the ones met in the wild, by name, with the filters that are decoded.
+/// Why a variable cannot be read, from hdf5-reader's "filter id N" (the filter by number and,
+/// for the ones met in the wild, by name, with the filters that are decoded) or its description
+/// of a filter option it lacks.
 fn unsupported_filter(what: &str) -> String {
-    let id: Option<u16> = what.strip_prefix("filter id ").and_then(|n| n.parse().ok());
+    let Some(id) = what
+        .strip_prefix("filter id ")
+        .and_then(|n| n.parse::<u16>().ok())
+    else {
+        return format!("is stored with a filter option that is not decoded: {what}");
+    };
     let known = match id {
-        Some(32000) => " (LZF, h5py's own)",
-        Some(32004) => " (LZ4)",
-        Some(32008) => " (bitshuffle)",
-        Some(32013) => " (ZFP)",
-        Some(32017) => " (SZ)",
-        Some(32026) => " (Blosc2)",
+        32000 => " (LZF, h5py's own)",
+        32004 => " (LZ4)",
+        32008 => " (bitshuffle)",
+        32013 => " (ZFP)",
+        32017 => " (SZ)",
+        32026 => " (Blosc2)",
         _ => "",
     };
-    let filter = id.map_or_else(|| what.to_owned(), |id| format!("HDF5 filter {id}{known}"));
     format!(
-        "is stored with {filter}, which is not decoded here (decoded: deflate, shuffle, \
-         fletcher32, szip, n-bit, scale-offset, zstd, bzip2, blosc)"
+        "is stored with HDF5 filter {id}{known}, which is not decoded here (decoded: deflate, \
+         shuffle, fletcher32, szip, n-bit, scale-offset, zstd, bzip2, blosc)"
     )
 }
 

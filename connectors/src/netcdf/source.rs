@@ -342,14 +342,8 @@ impl Source for NetcdfSource {
 
     fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
         self.surface_variable(variable)?;
-        // One value read now refuses a variable whose storage cannot be decoded (an HDF5 filter
-        // not built in) before any tile is planned, instead of at its first tile; the chunk it
-        // decodes is the first tile's, and stays in the reader's chunk cache.
-        let shape = &self.variable(variable)?.shape;
-        if !shape.contains(&0) {
-            self.file
-                .read(variable, &vec![0; shape.len()], &vec![1; shape.len()])?;
-        }
+        // Before any tile is planned, not at the first tile.
+        self.file.check_decodable(variable)?;
         let (rows, cols) = self.info.grid.shape();
         let mut regions = Vec::new();
         let [block_rows, block_cols] = self.block;
