@@ -190,25 +190,10 @@ impl NetcdfSource {
         let units = CfTimeUnits::parse(&units)
             .map_err(|e| meta_err(&time_name, e.to_string()))?
             .in_calendar(calendar);
-        if let Some(step) = time_values.iter().position(|v| !v.is_finite()) {
-            return Err(meta_err(
-                &time_name,
-                format!("time step {step} is missing ({})", time_values[step]),
-            ));
-        }
         let time = TimeAxis {
-            times: time_values
-                .iter()
-                .enumerate()
-                .map(|(step, v)| {
-                    units.instant(*v).ok_or_else(|| {
-                        meta_err(
-                            &time_name,
-                            format!("time step {step} ({v} {units}) is past ±262,000 years"),
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?,
+            times: units
+                .instants(&time_values)
+                .map_err(|e| meta_err(&time_name, e))?,
         };
 
         let canonical = |d: &str| {

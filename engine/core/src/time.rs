@@ -208,6 +208,21 @@ impl CfTimeUnits {
         }
     }
 
+    /// The instants of a whole time coordinate, or why step `i` is none: a missing (non-finite)
+    /// value, or one past the ±262,000 years that dates are kept in.
+    pub fn instants(&self, values: &[f64]) -> Result<Vec<DateTime<Utc>>, String> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(step, v)| {
+                self.instant(*v).ok_or_else(|| match v.is_finite() {
+                    true => format!("time step {step} ({v} {self}) is past ±262,000 years"),
+                    false => format!("time step {step} is missing ({v})"),
+                })
+            })
+            .collect()
+    }
+
     /// The number of units from the epoch to `instant`.
     pub fn value(&self, instant: DateTime<Utc>) -> f64 {
         let ms = match self.calendar {
@@ -290,6 +305,15 @@ mod tests {
             }
             // 100,000 years of hours is still a date.
             assert!(units.instant(8.76e8).is_some(), "{calendar:?}");
+            let err = units
+                .instants(&[0.0, 6.0, 1e18])
+                .expect_err("past any date");
+            assert!(
+                err.starts_with("time step 2 (1000000000000000000 hours"),
+                "{err}"
+            );
+            let err = units.instants(&[0.0, f64::NAN]).expect_err("missing");
+            assert_eq!(err, "time step 1 is missing (NaN)");
         }
     }
 
