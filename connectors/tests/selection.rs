@@ -4,11 +4,14 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
 use isotach_connectors::{
-    ReadOptions, SelectedSource, Source, TileRequest, ZarrSource, read_tiles,
+    ReadOptions, Result, SelectedSource, Source, TileRequest, ZarrSource, read_tiles,
 };
+use isotach_core::{DatasetInfo, RegionKey, Tile, TileWindow};
 use support::{same, write_store};
 
 fn store() -> (tempfile::TempDir, Arc<dyn Source>) {
@@ -178,4 +181,97 @@ fn dropping_the_reader_early_stops_it() {
     );
     assert!(reader.next().is_some());
     drop(reader);
+}
+
+/// A source that records how many of its reads overlap and on which threads they run.
+struct Watched {
+    inner: Arc<dyn Source>,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+    threads: Mutex<HashSet<ThreadId>>,
+}
+
+impl Source for Watched {
+    fn describe(&self) -> &DatasetInfo {
+        self.inner.describe()
+    }
+
+    fn regions(&self, variable: &str) -> Result<Vec<(RegionKey, TileWindow)>> {
+        self.inner.regions(variable)
+    }
+
+    fn read_tile(&self, variable: &str, request: &TileRequest) -> Result<Tile> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        self.threads
+            .lock()
+            .expect("threads")
+            .insert(std::thread::current().id());
+        // Long enough for the readers to overlap.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let tile = self.inner.read_tile(variable, request);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        tile
+    }
+}
+
+#[test]
+fn the_consumer_is_one_of_the_readers_and_no_more_than_the_concurrency_read_at_once() {
+    let (_dir, inner) = store();
+    let (region, window) = inner.regions("ivt").expect("regions")[0];
+    let requests: Vec<_> = (0..3)
+        .flat_map(|step| {
+            (0..20).map(move |_| {
+                (
+                    "ivt".to_owned(),
+                    TileRequest {
+                        step,
+                        region,
+                        window,
+                    },
+                )
+            })
+        })
+        .collect();
+    for concurrency in [1, 3] {
+        let watched = Arc::new(Watched {
+            inner: inner.clone(),
+            running: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
+            threads: Mutex::new(HashSet::new()),
+        });
+        let options = ReadOptions {
+            concurrency,
+            ..ReadOptions::default()
+        };
+        let consumer = std::thread::current().id();
+        let mut tiles = 0;
+        for tile in read_tiles(watched.clone(), requests.clone(), options) {
+            tile.expect("tile");
+            tiles += 1;
+        }
+        assert_eq!(tiles, requests.len());
+        let threads = watched.threads.lock().expect("threads").clone();
+        assert!(
+            threads.contains(&consumer),
+            "concurrency {concurrency}: the consumer read nothing"
+        );
+        assert!(
+            threads.len() <= concurrency,
+            "{} threads read",
+            threads.len()
+        );
+        let most = watched.most_at_once.load(Ordering::SeqCst);
+        assert!(
+            most <= concurrency,
+            "concurrency {concurrency}: {most} reads at once"
+        );
+        if concurrency == 1 {
+            assert_eq!(
+                threads.len(),
+                1,
+                "concurrency 1 reads on the consumer alone"
+            );
+        }
+    }
 }
