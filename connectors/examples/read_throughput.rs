@@ -12,9 +12,9 @@
 //! bytes with one more copy) and into `ArrayBytes` (the decoded bytes as they are, which is what
 //! Isotach keeps for float32), and, where chunks span several steps, into `ArrayBytes` again while
 //! holding a layer of decoded chunks, as a reader handing out steps in order must (what that
-//! costs raw zarrs is not Isotach's doing). A raw `zarrs` whole-array `retrieve_array_subset` is measured once
-//! per layout to show how much slower it is than per-chunk parallel retrieval, and, for the
-//! sharded layout, raw per-inner-chunk retrieval through `ArrayShardedReadableExt`.
+//! costs raw zarrs is not Isotach's doing). A raw `zarrs` whole-array `retrieve_array_subset` is
+//! measured once per layout to show how much slower it is than per-chunk parallel retrieval, and,
+//! for the sharded layout, raw per-inner-chunk retrieval through `ArrayShardedReadableExt`.
 //!
 //! ```text
 //! cargo run -p isotach-connectors --example read_throughput -- \

@@ -44,7 +44,8 @@ pub trait Source: Send + Sync {
 /// for the consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOptions {
-    /// Tiles read at the same time (threads), at least 1. Default 4.
+    /// Tiles read at the same time, at least 1: by the consumer's thread and `concurrency - 1`
+    /// more. Default 4.
     pub concurrency: usize,
     /// Decoded bytes held by the reader: tiles read ahead and not yet taken (readers wait when
     /// their share is spent) plus the chunks the source keeps decoded for later steps (see
@@ -181,7 +182,6 @@ pub fn read_tiles(
     let cancelled = Arc::new(AtomicBool::new(false));
     let queue: Queue = Arc::new(Mutex::new(VecDeque::from(requests)));
     let (sender, results) = mpsc::channel();
-    // The consumer's thread is the last reader: it reads whenever it would wait for a tile.
     let readers = (1..options.concurrency.max(1))
         .map(|_| {
             let (source, queue, budget, cancelled, sender) = (
